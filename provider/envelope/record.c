@@ -1,0 +1,160 @@
+#include "envelope/record.h"
+#include "util/bytes.h"
+#include "util/err.h"
+
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+int kmsenv_rec_key_init(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
+                        uint32_t version, const KMSENV_XAES *xaes)
+{
+    memset(k, 0, sizeof(*k));
+    k->version = version;
+    if (!kmsenv_xaes_dup(&k->xaes, xaes))
+        return 0;
+    k->gcm = EVP_CIPHER_fetch(libctx, "AES-256-GCM", NULL);
+    k->gctx = EVP_CIPHER_CTX_new();
+    if (k->gcm == NULL || k->gctx == NULL) {
+        kmsenv_rec_key_cleanup(k);
+        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE,
+                     "AES-256-GCM unavailable (is the default provider "
+                     "loaded?)");
+        return 0;
+    }
+    return 1;
+}
+
+void kmsenv_rec_key_cleanup(KMSENV_REC_KEY *k)
+{
+    kmsenv_xaes_cleanup(&k->xaes);
+    EVP_CIPHER_CTX_free(k->gctx);
+    EVP_CIPHER_free(k->gcm);
+    memset(k, 0, sizeof(*k));
+}
+
+int kmsenv_record_peek(const unsigned char *in, size_t inlen,
+                       uint32_t *version)
+{
+    if (inlen < KMSENV_REC_OVERHEAD || in[0] != KMSENV_REC_MAGIC0 ||
+        in[1] != KMSENV_REC_MAGIC1) {
+        KMSENV_RAISE(KMSENV_R_BAD_RECORD,
+                     "not a kmsenv record (%zu bytes; a record starts with "
+                     "\"KE\" and is at least %d bytes)",
+                     inlen, KMSENV_REC_OVERHEAD);
+        return 0;
+    }
+    if (in[2] != KMSENV_REC_FORMAT) {
+        KMSENV_RAISE(KMSENV_R_BAD_RECORD, "unsupported record format %u",
+                     in[2]);
+        return 0;
+    }
+    *version = kmsenv_get_u32(in + 3);
+    return 1;
+}
+
+/* Keys the GCM context for this record and feeds the AAD. */
+static int start(KMSENV_REC_KEY *k, int enc, const unsigned char *hdr,
+                 const unsigned char keyset_id[16],
+                 const unsigned char *ctxenc, size_t ctxenclen)
+{
+    unsigned char kx[32];
+    int ok, outl;
+
+    ok = kmsenv_xaes_derive(&k->xaes, hdr + 7, kx) &&
+         EVP_CipherInit_ex2(k->gctx, k->gcm, kx, hdr + 7 + 12, enc, NULL) &&
+         EVP_CipherUpdate(k->gctx, NULL, &outl, hdr, KMSENV_REC_HDR_LEN) &&
+         EVP_CipherUpdate(k->gctx, NULL, &outl, keyset_id,
+                          KMSENV_KEYSET_ID_LEN) &&
+         (ctxenclen == 0 ||
+          EVP_CipherUpdate(k->gctx, NULL, &outl, ctxenc, (int)ctxenclen));
+    OPENSSL_cleanse(kx, sizeof(kx));
+    return ok;
+}
+
+/* EVP takes int lengths: feed large buffers in chunks. */
+static int update(EVP_CIPHER_CTX *c, unsigned char *out, const unsigned char *in,
+                  size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1 << 30) ? (1 << 30) : (int)len, outl = 0;
+        if (!EVP_CipherUpdate(c, out, &outl, in, chunk) || outl != chunk)
+            return 0;
+        in += chunk;
+        out += chunk;
+        len -= (size_t)chunk;
+    }
+    return 1;
+}
+
+int kmsenv_record_seal(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
+                       const unsigned char keyset_id[16],
+                       const unsigned char *ctxenc, size_t ctxenclen,
+                       const unsigned char *nonce, const unsigned char *in,
+                       size_t inlen, unsigned char *out, size_t *outlen)
+{
+    unsigned char *hdr = out;
+    int outl = 0;
+
+    if (inlen > ((size_t)1 << 36)) { /* GCM limit, with margin */
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "record too large (%zu bytes)",
+                     inlen);
+        return 0;
+    }
+    hdr[0] = KMSENV_REC_MAGIC0;
+    hdr[1] = KMSENV_REC_MAGIC1;
+    hdr[2] = KMSENV_REC_FORMAT;
+    kmsenv_put_u32(hdr + 3, k->version);
+    if (nonce != NULL)
+        memcpy(hdr + 7, nonce, KMSENV_XAES_NONCE_LEN);
+    else if (RAND_bytes_ex(libctx, hdr + 7, KMSENV_XAES_NONCE_LEN, 0) <= 0) {
+        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "random nonce generation");
+        return 0;
+    }
+    if (!start(k, 1, hdr, keyset_id, ctxenc, ctxenclen) ||
+        !update(k->gctx, out + KMSENV_REC_HDR_LEN, in, inlen) ||
+        !EVP_EncryptFinal_ex(k->gctx, out + KMSENV_REC_HDR_LEN + inlen,
+                             &outl) ||
+        !EVP_CIPHER_CTX_ctrl(k->gctx, EVP_CTRL_GCM_GET_TAG, KMSENV_REC_TAG_LEN,
+                             out + KMSENV_REC_HDR_LEN + inlen)) {
+        OPENSSL_cleanse(out, inlen + KMSENV_REC_OVERHEAD);
+        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "record encryption");
+        return 0;
+    }
+    *outlen = inlen + KMSENV_REC_OVERHEAD;
+    return 1;
+}
+
+int kmsenv_record_open(KMSENV_REC_KEY *k, const unsigned char keyset_id[16],
+                       const unsigned char *ctxenc, size_t ctxenclen,
+                       const unsigned char *in, size_t inlen,
+                       unsigned char *out, size_t *outlen)
+{
+    size_t ctlen;
+    uint32_t version;
+    unsigned char tag[KMSENV_REC_TAG_LEN];
+    int outl = 0, ok;
+
+    if (!kmsenv_record_peek(in, inlen, &version))
+        return 0;
+    if (version != k->version) {
+        KMSENV_RAISE(KMSENV_R_INTERNAL, "record version mismatch");
+        return 0;
+    }
+    ctlen = inlen - KMSENV_REC_OVERHEAD;
+    memcpy(tag, in + inlen - KMSENV_REC_TAG_LEN, sizeof(tag));
+    ok = start(k, 0, in, keyset_id, ctxenc, ctxenclen) &&
+         update(k->gctx, out, in + KMSENV_REC_HDR_LEN, ctlen) &&
+         EVP_CIPHER_CTX_ctrl(k->gctx, EVP_CTRL_GCM_SET_TAG, KMSENV_REC_TAG_LEN,
+                             tag) &&
+         EVP_DecryptFinal_ex(k->gctx, out + ctlen, &outl) > 0;
+    if (!ok) {
+        OPENSSL_cleanse(out, ctlen);
+        KMSENV_RAISE(KMSENV_R_RECORD_AUTH_FAILED,
+                     "record (version %u, %zu bytes) did not authenticate",
+                     version, inlen);
+        return 0;
+    }
+    *outlen = ctlen;
+    return 1;
+}

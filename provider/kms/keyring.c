@@ -1,0 +1,313 @@
+#include "kms/keyring.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+static const KMSENV_KEK_METHOD *const methods[] = {
+    &kmsenv_file_kek_method,
+};
+
+void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
+                    size_t outlen)
+{
+    size_t i, printable = fplen > 0;
+
+    for (i = 0; i < fplen; i++)
+        if (!isprint(fp[i]))
+            printable = 0;
+    if (outlen == 0)
+        return;
+    if (fplen == 0) {
+        snprintf(out, outlen, "(none)");
+    } else if (printable) {
+        snprintf(out, outlen, "%.*s", (int)fplen, (const char *)fp);
+    } else if (outlen >= 2 * fplen + 1) {
+        kmsenv_hex(out, fp, fplen);
+    } else {
+        snprintf(out, outlen, "(fingerprint)");
+    }
+}
+
+static KMSENV_KEK *kek_open(OSSL_LIB_CTX *libctx, const char *spec)
+{
+    size_t i;
+    const char *colon = strchr(spec, ':');
+
+    if (colon != NULL)
+        for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+            if (strlen(methods[i]->scheme) == (size_t)(colon - spec) &&
+                strncmp(spec, methods[i]->scheme, (size_t)(colon - spec)) == 0)
+                return methods[i]->open(libctx, spec);
+    KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
+                 "unknown keyring '%s' (expected file:/path/to/kek)", spec);
+    return NULL;
+}
+
+static void kek_free(KMSENV_KEK *k)
+{
+    if (k != NULL)
+        k->meth->free(k);
+}
+
+void kmsenv_keyring_free(KMSENV_KEYRING *kr)
+{
+    size_t i;
+
+    if (kr == NULL)
+        return;
+    for (i = 0; i < kr->n; i++)
+        kek_free(kr->kek[i]);
+    OPENSSL_free(kr->kek);
+    OPENSSL_free(kr);
+}
+
+/* Splits "a;b;c" (whitespace around items ignored) and calls fn per item. */
+static int for_each_item(const char *list, int (*fn)(const char *, void *),
+                         void *arg)
+{
+    char *copy = OPENSSL_strdup(list), *tok, *save = NULL, *end;
+    int ok = 1, count = 0;
+
+    if (copy == NULL)
+        return 0;
+    for (tok = strtok_r(copy, ";", &save); tok != NULL && ok;
+         tok = strtok_r(NULL, ";", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok == '\0')
+            continue;
+        ok = fn(tok, arg);
+        count++;
+    }
+    OPENSSL_free(copy);
+    return ok && count > 0;
+}
+
+struct open_arg {
+    OSSL_LIB_CTX *libctx;
+    KMSENV_KEYRING *kr;
+};
+
+static int open_one(const char *spec, void *arg)
+{
+    struct open_arg *a = arg;
+    KMSENV_KEK **nk;
+    KMSENV_KEK *k;
+
+    if (a->kr->n >= KMSENV_KS_MAX_WRAPS) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC, "more than %d KEKs in keyring",
+                     KMSENV_KS_MAX_WRAPS);
+        return 0;
+    }
+    if ((k = kek_open(a->libctx, spec)) == NULL)
+        return 0;
+    nk = OPENSSL_realloc(a->kr->kek, (a->kr->n + 1) * sizeof(*nk));
+    if (nk == NULL) {
+        kek_free(k);
+        return 0;
+    }
+    a->kr->kek = nk;
+    a->kr->kek[a->kr->n++] = k;
+    return 1;
+}
+
+int kmsenv_keyring_open(OSSL_LIB_CTX *libctx, const char *spec,
+                        KMSENV_KEYRING **out)
+{
+    struct open_arg a = {libctx, NULL};
+
+    *out = NULL;
+    if (spec == NULL || *spec == '\0') {
+        KMSENV_RAISE(KMSENV_R_NO_KEYRING, "no keyring given");
+        return 0;
+    }
+    a.kr = OPENSSL_zalloc(sizeof(*a.kr));
+    if (a.kr == NULL)
+        return 0;
+    if (!for_each_item(spec, open_one, &a)) {
+        if (a.kr->n == 0)
+            KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
+                         "keyring '%s' names no usable KEK", spec);
+        kmsenv_keyring_free(a.kr);
+        return 0;
+    }
+    *out = a.kr;
+    return 1;
+}
+
+static void log_call(const char *op, const KMSENV_KEK *k, const char *name)
+{
+    char fp[140];
+
+    kmsenv_fp_text(k->fp, k->fplen, fp, sizeof(fp));
+    kmsenv_log(1, "keyring call: %s kek=%s fp=%s key=%s", op, k->spec, fp,
+               name != NULL ? name : "-");
+}
+
+static int wrap_all(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
+                    size_t first, const KMSENV_WRAP *old, size_t nold,
+                    const KMSENV_SECRET *pt, KMSENV_WRAP *ws)
+{
+    size_t i, j;
+
+    for (i = first; i < kr->n; i++) {
+        KMSENV_KEK *k = kr->kek[i];
+        int done = 0;
+
+        if (k->meth->rewrap != NULL)
+            for (j = 0; j < nold && !done; j++) {
+                ERR_set_mark();
+                log_call("rewrap", k, NULL);
+                done = k->meth->rewrap(k, ectx, &old[j], &ws[i]);
+                if (done)
+                    ERR_pop_to_mark();
+                else
+                    ERR_clear_last_mark();
+            }
+        if (!done) {
+            log_call("wrap", k, NULL);
+            if (!k->meth->wrap(k, ectx, pt, &ws[i]))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
+                            size_t len, KMSENV_SECRET *dk, KMSENV_WRAP **wraps,
+                            size_t *nwraps)
+{
+    KMSENV_WRAP *ws = OPENSSL_zalloc(kr->n * sizeof(*ws));
+
+    *wraps = NULL;
+    *nwraps = 0;
+    if (ws == NULL || !kmsenv_secret_alloc(dk, len))
+        goto err;
+    log_call("generate", kr->kek[0], NULL);
+    if (!kr->kek[0]->meth->generate(kr->kek[0], ectx, dk, &ws[0]) ||
+        !wrap_all(kr, ectx, 1, NULL, 0, dk, ws))
+        goto err;
+    *wraps = ws;
+    *nwraps = kr->n;
+    return 1;
+err:
+    kmsenv_wraps_free(ws, kr->n);
+    kmsenv_secret_free(dk);
+    return 0;
+}
+
+int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
+                          const KMSENV_WRAP *old, size_t nold,
+                          const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
+                          size_t *nwraps)
+{
+    KMSENV_WRAP *ws = OPENSSL_zalloc(kr->n * sizeof(*ws));
+
+    *wraps = NULL;
+    *nwraps = 0;
+    if (ws == NULL || !wrap_all(kr, ectx, 0, old, nold, pt, ws)) {
+        kmsenv_wraps_free(ws, kr->n);
+        return 0;
+    }
+    *wraps = ws;
+    *nwraps = kr->n;
+    return 1;
+}
+
+/* redirect "FROM=TO;FROM=TO": returns a newly allocated TO for spec, or a
+ * copy of spec. */
+static char *redirected(const char *redirect, const char *spec)
+{
+    char *copy, *tok, *save = NULL, *res = NULL;
+
+    if (redirect != NULL && (copy = OPENSSL_strdup(redirect)) != NULL) {
+        for (tok = strtok_r(copy, ";", &save); tok != NULL && res == NULL;
+             tok = strtok_r(NULL, ";", &save)) {
+            size_t fl = strlen(spec);
+            while (isspace((unsigned char)*tok))
+                tok++;
+            if (strncmp(tok, spec, fl) == 0 && tok[fl] == '=')
+                res = OPENSSL_strdup(tok + fl + 1);
+            else if (tok[0] == '*' && tok[1] == '=')
+                res = OPENSSL_strdup(tok + 2); /* every KEK */
+        }
+        OPENSSL_free(copy);
+    }
+    return res != NULL ? res : OPENSSL_strdup(spec);
+}
+
+int kmsenv_keyring_unwrap(OSSL_LIB_CTX *libctx, const KMSENV_WRAP *wraps,
+                          size_t nwraps, const char *redirect,
+                          const KMSENV_CONTEXT *ectx, size_t len,
+                          KMSENV_SECRET *out, const char *name)
+{
+    size_t i;
+
+    ERR_set_mark();
+    for (i = 0; i < nwraps; i++) {
+        const KMSENV_WRAP *w = &wraps[i];
+        char *spec = redirected(redirect, w->spec);
+        KMSENV_KEK *k = spec != NULL ? kek_open(libctx, spec) : NULL;
+        int ok = 0;
+
+        if (k != NULL && k->fplen > 0 && w->fplen > 0 &&
+            (k->fplen != w->fplen || memcmp(k->fp, w->fp, k->fplen) != 0)) {
+            char want[140], have[140];
+            kmsenv_fp_text(w->fp, w->fplen, want, sizeof(want));
+            kmsenv_fp_text(k->fp, k->fplen, have, sizeof(have));
+            KMSENV_RAISE(KMSENV_R_WRONG_KEK,
+                         "%s: wrapped under KEK %s (%s), configured %s is "
+                         "KEK %s",
+                         name, want, w->spec, spec, have);
+        } else if (k != NULL) {
+            log_call("unwrap", k, name);
+            if (kmsenv_secret_alloc(out, len)) {
+                ok = k->meth->unwrap(k, ectx, w, out);
+                if (ok && out->len != len) {
+                    KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
+                                 "%s: unwrapped key has %zu bytes, expected "
+                                 "%zu",
+                                 name, out->len, len);
+                    ok = 0;
+                }
+                if (!ok)
+                    kmsenv_secret_free(out);
+            }
+        }
+        kek_free(k);
+        OPENSSL_free(spec);
+        if (ok) {
+            ERR_pop_to_mark(); /* failover: earlier copies' errors are moot */
+            return 1;
+        }
+    }
+    ERR_clear_last_mark();
+    KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
+                 "%s: none of its %zu wrapped key cop%s could be unwrapped",
+                 name, nwraps, nwraps == 1 ? "y" : "ies");
+    return 0;
+}
+
+int kmsenv_keyring_keyset_context(KMSENV_CONTEXT *ectx,
+                                  const unsigned char id[16],
+                                  const char *purpose)
+{
+    char hex[33];
+
+    kmsenv_hex(hex, id, 16);
+    kmsenv_ctx_init(ectx);
+    if (!kmsenv_ctx_add(ectx, "kmsenv:keyset", hex) ||
+        !kmsenv_ctx_add(ectx, "kmsenv:purpose", purpose)) {
+        kmsenv_ctx_free(ectx);
+        return 0;
+    }
+    return 1;
+}

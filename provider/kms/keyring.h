@@ -1,0 +1,85 @@
+/* Keyrings: where key-encryption keys (KEKs) live.
+ *
+ * A keyring spec names one or more KEKs, separated by ';':
+ *     file:/etc/kmsenv/kek
+ *     aws-kms:arn:aws:kms:eu-west-1:111122223333:key/mrk-...;aws-kms:...
+ * Each KEK implements four operations, all under an encryption context that
+ * the KEK binds cryptographically (file: as AAD, KMS as EncryptionContext):
+ *     generate  a fresh data key, returned in plaintext and wrapped
+ *     wrap      an existing data key
+ *     unwrap    a wrapped data key
+ *     rewrap    move a wrapped key to this KEK (NULL: unwrap + wrap locally)
+ * A keyring with several KEKs generates under the first and wraps under the
+ * rest; unwrap tries the wrapped copies in order. */
+#ifndef KMSENV_KMS_KEYRING_H
+#define KMSENV_KMS_KEYRING_H
+
+#include <stddef.h>
+#include <openssl/types.h>
+#include "envelope/context.h"
+#include "envelope/keyset.h"
+#include "util/secmem.h"
+
+typedef struct kmsenv_kek_st KMSENV_KEK;
+
+typedef struct {
+    const char *scheme; /* "file" */
+    KMSENV_KEK *(*open)(OSSL_LIB_CTX *libctx, const char *spec);
+    int (*generate)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
+                    KMSENV_SECRET *out, KMSENV_WRAP *w);
+    int (*wrap)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
+                const KMSENV_SECRET *pt, KMSENV_WRAP *w);
+    int (*unwrap)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
+                  const KMSENV_WRAP *w, KMSENV_SECRET *out);
+    int (*rewrap)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
+                  const KMSENV_WRAP *from, KMSENV_WRAP *to);
+    void (*free)(KMSENV_KEK *kek);
+} KMSENV_KEK_METHOD;
+
+struct kmsenv_kek_st {
+    const KMSENV_KEK_METHOD *meth;
+    char *spec;           /* as written into keysets */
+    unsigned char fp[64]; /* fingerprint; never the key */
+    size_t fplen;
+};
+
+typedef struct {
+    KMSENV_KEK **kek;
+    size_t n;
+} KMSENV_KEYRING;
+
+/* Fingerprint as printable text ("sha256:<32 hex>" for file:). */
+void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
+                    size_t outlen);
+
+int kmsenv_keyring_open(OSSL_LIB_CTX *libctx, const char *spec,
+                        KMSENV_KEYRING **out);
+void kmsenv_keyring_free(KMSENV_KEYRING *kr);
+
+/* Generates a len-byte data key and wraps it under every KEK. */
+int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
+                            size_t len, KMSENV_SECRET *dk, KMSENV_WRAP **wraps,
+                            size_t *nwraps);
+/* Wraps the key under every KEK of kr: through rewrap from an existing
+ * wrapped copy where the KEK supports it, else locally from pt. */
+int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
+                          const KMSENV_WRAP *old, size_t nold,
+                          const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
+                          size_t *nwraps);
+/* Unwraps the first copy that works. redirect: "FROM=TO[;FROM=TO]" maps a
+ * recorded KEK spec to another (a moved KEK file); "*=TO" maps every KEK.
+ * May be NULL. name names
+ * the key in errors. Exactly one successful keyring call. */
+int kmsenv_keyring_unwrap(OSSL_LIB_CTX *libctx, const KMSENV_WRAP *wraps,
+                          size_t nwraps, const char *redirect,
+                          const KMSENV_CONTEXT *ectx, size_t len,
+                          KMSENV_SECRET *out, const char *name);
+
+/* The encryption context every KEK call binds for a keyset's KSK. */
+int kmsenv_keyring_keyset_context(KMSENV_CONTEXT *ectx,
+                                  const unsigned char id[16],
+                                  const char *purpose);
+
+extern const KMSENV_KEK_METHOD kmsenv_file_kek_method;
+
+#endif

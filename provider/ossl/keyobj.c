@@ -1,0 +1,334 @@
+#include "ossl/keyobj.h"
+#include "kms/keyring.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <string.h>
+#include <time.h>
+#include <openssl/bio.h>
+#include <openssl/rand.h>
+
+KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov)
+{
+    KMSENV_KEYOBJ *k = OPENSSL_zalloc(sizeof(*k));
+
+    if (k == NULL)
+        return NULL;
+    k->prov = prov;
+    k->lock = CRYPTO_THREAD_lock_new();
+    if (k->lock == NULL) {
+        OPENSSL_free(k);
+        return NULL;
+    }
+    kmsenv_keyset_init(&k->ks);
+    snprintf(k->name, sizeof(k->name), "keyset (empty)");
+    return k;
+}
+
+static void free_xaes(KMSENV_XAES *x, size_t n)
+{
+    size_t i;
+
+    for (i = 0; x != NULL && i < n; i++)
+        kmsenv_xaes_cleanup(&x[i]);
+    OPENSSL_free(x);
+}
+
+void kmsenv_keyobj_free(KMSENV_KEYOBJ *k)
+{
+    if (k == NULL)
+        return;
+    free_xaes(k->xaes, k->nxaes);
+    kmsenv_keyset_free(&k->ks);
+    OPENSSL_free(k->der);
+    CRYPTO_THREAD_lock_free(k->lock);
+    OPENSSL_free(k);
+}
+
+static void set_name(KMSENV_KEYOBJ *k, const char *origin)
+{
+    char hex[33];
+
+    kmsenv_hex(hex, k->ks.id, 16);
+    if (origin != NULL && *origin != '\0')
+        snprintf(k->name, sizeof(k->name), "keyset %.16s (%.60s)", hex,
+                 origin);
+    else
+        snprintf(k->name, sizeof(k->name), "keyset %.16s", hex);
+}
+
+/* Rebuilds the XAES templates and the wrapped encoding after a change. */
+static int refresh(KMSENV_KEYOBJ *k, int reencode)
+{
+    KMSENV_XAES *x = OPENSSL_zalloc(k->ks.nver * sizeof(*x));
+    size_t i;
+    KMSENV_WR w;
+
+    if (x == NULL)
+        return 0;
+    for (i = 0; i < k->ks.nver; i++)
+        if (!kmsenv_xaes_init(&x[i], k->prov->libctx,
+                              kmsenv_keyset_key(&k->ks, (int)i))) {
+            free_xaes(x, k->ks.nver);
+            return 0;
+        }
+    if (reencode) {
+        kmsenv_wr_init(&w);
+        if (!kmsenv_keyset_encode(&k->ks, k->prov->libctx, NULL, &w)) {
+            kmsenv_wr_free(&w);
+            free_xaes(x, k->ks.nver);
+            return 0;
+        }
+        OPENSSL_free(k->der);
+        k->der = w.p;
+        k->derlen = w.len;
+    }
+    free_xaes(k->xaes, k->nxaes);
+    k->xaes = x;
+    k->nxaes = k->ks.nver;
+    k->generation++;
+    return 1;
+}
+
+KMSENV_KEYOBJ *kmsenv_keyobj_load(KMSENV_PROV *prov, const unsigned char *der,
+                                  size_t len, const char *origin,
+                                  const char *redirect)
+{
+    KMSENV_KEYOBJ *k = kmsenv_keyobj_new(prov);
+    KMSENV_CONTEXT ectx;
+    const char *label = origin != NULL ? origin : "keyset";
+
+    if (k == NULL)
+        return NULL;
+    kmsenv_ctx_init(&ectx);
+    if (!kmsenv_keyset_decode(&k->ks, der, len, label))
+        goto err;
+    set_name(k, origin);
+    if (!kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
+        !kmsenv_keyring_unwrap(prov->libctx, k->ks.wrap, k->ks.nwrap,
+                               redirect != NULL ? redirect : prov->redirect,
+                               &ectx, KMSENV_KEY_LEN, &k->ks.ksk, k->name) ||
+        !kmsenv_keyset_unseal(&k->ks, prov->libctx, k->name))
+        goto err;
+    k->der = OPENSSL_memdup(der, len);
+    k->derlen = len;
+    if (k->der == NULL || !refresh(k, 0))
+        goto err;
+    kmsenv_log(2, "loaded %s: %zu versions, primary %u", k->name, k->ks.nver,
+               k->ks.primary);
+    kmsenv_ctx_free(&ectx);
+    return k;
+err:
+    kmsenv_ctx_free(&ectx);
+    kmsenv_keyobj_free(k);
+    return NULL;
+}
+
+KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec)
+{
+    KMSENV_KEYOBJ *k = kmsenv_keyobj_new(prov);
+    KMSENV_KEYRING *kr = NULL;
+    KMSENV_CONTEXT ectx;
+
+    if (k == NULL)
+        return NULL;
+    kmsenv_ctx_init(&ectx);
+    if (spec == NULL || *spec == '\0') {
+        KMSENV_RAISE(KMSENV_R_NO_KEYRING, "cannot create a keyset");
+        goto err;
+    }
+    k->ks.created = (uint64_t)time(NULL);
+    k->ks.alg = KMSENV_KS_ALG_XAES256GCM;
+    if (RAND_bytes_ex(prov->libctx, k->ks.id, sizeof(k->ks.id), 0) <= 0)
+        goto err;
+    set_name(k, NULL);
+    if (!kmsenv_keyring_open(prov->libctx, spec, &kr) ||
+        !kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
+        !kmsenv_keyring_generate(kr, &ectx, KMSENV_KEY_LEN, &k->ks.ksk,
+                                 &k->ks.wrap, &k->ks.nwrap) ||
+        !kmsenv_keyset_add_version(&k->ks, prov->libctx, NULL,
+                                   k->ks.created) ||
+        !refresh(k, 1))
+        goto err;
+    kmsenv_log(1, "created %s under %s", k->name, spec);
+    kmsenv_keyring_free(kr);
+    kmsenv_ctx_free(&ectx);
+    return k;
+err:
+    kmsenv_keyring_free(kr);
+    kmsenv_ctx_free(&ectx);
+    kmsenv_keyobj_free(k);
+    return NULL;
+}
+
+/* Runs a mutation on a copy so that a failure leaves the key unchanged. */
+static int mutate(KMSENV_KEYOBJ *k, int (*fn)(KMSENV_KEYOBJ *, const void *),
+                  const void *arg)
+{
+    int ok;
+
+    if (k->ks.keys.data == NULL) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s is not loaded", k->name);
+        return 0;
+    }
+    if (!CRYPTO_THREAD_write_lock(k->lock))
+        return 0;
+    ok = fn(k, arg);
+    CRYPTO_THREAD_unlock(k->lock);
+    return ok;
+}
+
+static int do_rotate(KMSENV_KEYOBJ *k, const void *arg)
+{
+    size_t n = k->ks.nver;
+    uint32_t primary = k->ks.primary;
+    size_t i;
+
+    if (!kmsenv_keyset_add_version(&k->ks, k->prov->libctx, NULL,
+                                   (uint64_t)time(NULL)))
+        return 0;
+    if (!refresh(k, 1)) {
+        /* roll back to the previous state */
+        k->ks.nver = n;
+        for (i = 0; i < n; i++)
+            if (k->ks.ver[i].id == primary)
+                k->ks.ver[i].state = KMSENV_STATE_PRIMARY;
+        k->ks.primary = primary;
+        return 0;
+    }
+    kmsenv_log(1, "rotated %s: primary is now version %u", k->name,
+               k->ks.primary);
+    return 1;
+}
+
+int kmsenv_keyobj_rotate(KMSENV_KEYOBJ *k)
+{
+    return mutate(k, do_rotate, NULL);
+}
+
+struct state_arg {
+    uint32_t version;
+    int state;
+};
+
+static int do_set_state(KMSENV_KEYOBJ *k, const void *arg)
+{
+    const struct state_arg *a = arg;
+    KMSENV_VERSION *saved = OPENSSL_memdup(k->ks.ver,
+                                           k->ks.nver * sizeof(*saved));
+    uint32_t primary = k->ks.primary;
+
+    if (saved == NULL)
+        return 0;
+    if (!kmsenv_keyset_set_state(&k->ks, a->version, a->state) ||
+        !refresh(k, 1)) {
+        memcpy(k->ks.ver, saved, k->ks.nver * sizeof(*saved));
+        k->ks.primary = primary;
+        OPENSSL_free(saved);
+        return 0;
+    }
+    OPENSSL_free(saved);
+    kmsenv_log(1, "%s: version %u is now %s", k->name, a->version,
+               kmsenv_state_name(a->state));
+    return 1;
+}
+
+int kmsenv_keyobj_set_state(KMSENV_KEYOBJ *k, uint32_t version, int state)
+{
+    struct state_arg a = {version, state};
+
+    return mutate(k, do_set_state, &a);
+}
+
+static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
+{
+    const char *spec = arg;
+    KMSENV_KEYRING *kr = NULL;
+    KMSENV_CONTEXT ectx;
+    KMSENV_WRAP *ws = NULL, *oldw = k->ks.wrap;
+    size_t nws = 0, oldn = k->ks.nwrap;
+    int ok;
+
+    kmsenv_ctx_init(&ectx);
+    ok = kmsenv_keyring_open(k->prov->libctx, spec, &kr) &&
+         kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") &&
+         kmsenv_keyring_rewrap(kr, &ectx, oldw, oldn, &k->ks.ksk, &ws, &nws);
+    if (ok) {
+        k->ks.wrap = ws;
+        k->ks.nwrap = nws;
+        ok = refresh(k, 1);
+        if (!ok) {
+            k->ks.wrap = oldw;
+            k->ks.nwrap = oldn;
+            kmsenv_wraps_free(ws, nws);
+        } else {
+            kmsenv_wraps_free(oldw, oldn);
+            kmsenv_log(1, "rewrapped %s under %s", k->name, spec);
+        }
+    }
+    kmsenv_keyring_free(kr);
+    kmsenv_ctx_free(&ectx);
+    return ok;
+}
+
+int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec)
+{
+    return mutate(k, do_rewrap, spec);
+}
+
+int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der, size_t *len)
+{
+    int ok;
+
+    if (!CRYPTO_THREAD_read_lock(k->lock))
+        return 0;
+    *der = k->der != NULL ? OPENSSL_memdup(k->der, k->derlen) : NULL;
+    *len = k->derlen;
+    ok = *der != NULL;
+    CRYPTO_THREAD_unlock(k->lock);
+    if (!ok)
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s has no encoding", k->name);
+    return ok;
+}
+
+static void fmt_time(uint64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL ||
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "%llu", (unsigned long long)t);
+}
+
+int kmsenv_keyobj_describe(KMSENV_KEYOBJ *k, BIO *out)
+{
+    char hex[33], when[32], fp[140];
+    size_t i;
+    int ok = 1;
+
+    if (!CRYPTO_THREAD_read_lock(k->lock))
+        return 0;
+    kmsenv_hex(hex, k->ks.id, 16);
+    fmt_time(k->ks.created, when, sizeof(when));
+    ok &= BIO_printf(out, "KMSENV-KEYSET keyset\n") > 0;
+    ok &= BIO_printf(out, "id: %s\n", hex) > 0;
+    ok &= BIO_printf(out, "algorithm: XAES-256-GCM records, AES-256 data keys\n") > 0;
+    ok &= BIO_printf(out, "created: %s\n", when) > 0;
+    ok &= BIO_printf(out, "primary version: %u\n", k->ks.primary) > 0;
+    ok &= BIO_printf(out, "versions: %zu\n", k->ks.nver) > 0;
+    for (i = 0; i < k->ks.nver; i++) {
+        fmt_time(k->ks.ver[i].created, when, sizeof(when));
+        ok &= BIO_printf(out, "  version %u: %s, created %s\n",
+                         k->ks.ver[i].id,
+                         kmsenv_state_name(k->ks.ver[i].state), when) > 0;
+    }
+    ok &= BIO_printf(out, "key-encryption keys: %zu\n", k->ks.nwrap) > 0;
+    for (i = 0; i < k->ks.nwrap; i++) {
+        kmsenv_fp_text(k->ks.wrap[i].fp, k->ks.wrap[i].fplen, fp, sizeof(fp));
+        ok &= BIO_printf(out, "  kek %zu: %s, fingerprint %s\n", i + 1,
+                         k->ks.wrap[i].spec, fp) > 0;
+    }
+    CRYPTO_THREAD_unlock(k->lock);
+    return ok;
+}

@@ -1,0 +1,222 @@
+/* Provider entry point: configuration, algorithm tables, reason strings. */
+#include "ossl/provider.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+
+#define KMSENV_PROV_NAME "kmsenv"
+#define KMSENV_PROV_VERSION "0.1.0"
+
+static OSSL_FUNC_provider_teardown_fn kmsenv_teardown;
+static OSSL_FUNC_provider_gettable_params_fn kmsenv_gettable_params;
+static OSSL_FUNC_provider_get_params_fn kmsenv_get_params;
+static OSSL_FUNC_provider_query_operation_fn kmsenv_query;
+static OSSL_FUNC_provider_get_reason_strings_fn kmsenv_reasons;
+
+#define PROPS "provider=kmsenv"
+
+static const OSSL_ALGORITHM keymgmts[] = {
+    {KMSENV_KEYSET_NAME, PROPS, kmsenv_keyset_keymgmt_functions,
+     "kmsenv keyset: versioned data keys wrapped by a KMS key"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM asym_ciphers[] = {
+    {KMSENV_KEYSET_NAME, PROPS, kmsenv_keyset_asym_cipher_functions,
+     "kmsenv context-bound records (XAES-256-GCM)"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM decoders[] = {
+    {"DER", PROPS ",input=pem", kmsenv_pem2der_decoder_functions,
+     "kmsenv PEM labels to DER"},
+    {KMSENV_KEYSET_NAME,
+     PROPS ",input=der,structure=" KMSENV_KEYSET_STRUCTURE,
+     kmsenv_der2keyset_decoder_functions, "kmsenv keyset (unwraps once)"},
+    {NULL, NULL, NULL, NULL}};
+
+/* The structure property must be PrivateKeyInfo for PEM_write_bio_PrivateKey
+ * and i2d_PrivateKey to pick these encoders; what they write is the wrapped
+ * keyset, never key bytes. */
+static const OSSL_ALGORITHM encoders[] = {
+    {KMSENV_KEYSET_NAME, PROPS ",output=pem,structure=PrivateKeyInfo",
+     kmsenv_keyset2pem_encoder_functions, "kmsenv keyset (wrapped) as PEM"},
+    {KMSENV_KEYSET_NAME, PROPS ",output=der,structure=PrivateKeyInfo",
+     kmsenv_keyset2der_encoder_functions, "kmsenv keyset (wrapped) as DER"},
+    {KMSENV_KEYSET_NAME, PROPS ",output=text",
+     kmsenv_keyset2text_encoder_functions, "kmsenv keyset metadata"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM stores[] = {
+    {"kmsenv", PROPS, kmsenv_store_functions, "kmsenv: keysets and keys"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM *kmsenv_query(void *provctx, int id,
+                                          int *no_cache)
+{
+    *no_cache = 0;
+    switch (id) {
+    case OSSL_OP_KEYMGMT:
+        return keymgmts;
+    case OSSL_OP_ASYM_CIPHER:
+        return asym_ciphers;
+    case OSSL_OP_DECODER:
+        return decoders;
+    case OSSL_OP_ENCODER:
+        return encoders;
+    case OSSL_OP_STORE:
+        return stores;
+    }
+    return NULL;
+}
+
+static const OSSL_ITEM *kmsenv_reasons(void *provctx)
+{
+    return kmsenv_reason_strings();
+}
+
+static const OSSL_PARAM *kmsenv_gettable_params(void *provctx)
+{
+    static const OSSL_PARAM p[] = {
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL,
+                        0),
+        OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
+        OSSL_PARAM_END};
+    return p;
+}
+
+static int kmsenv_get_params(void *provctx, OSSL_PARAM params[])
+{
+    OSSL_PARAM *p;
+
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, KMSENV_PROV_NAME))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, KMSENV_PROV_VERSION))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO);
+    if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, "kmsenv " KMSENV_PROV_VERSION))
+        return 0;
+    p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS);
+    if (p != NULL && !OSSL_PARAM_set_int(p, 1))
+        return 0;
+    return 1;
+}
+
+static void prov_free(KMSENV_PROV *prov)
+{
+    if (prov == NULL)
+        return;
+    kmsenv_err_clear_core(prov->handle);
+    OSSL_LIB_CTX_free(prov->libctx);
+    OPENSSL_free(prov->keyring);
+    OPENSSL_free(prov->keyset);
+    OPENSSL_free(prov->context);
+    OPENSSL_free(prov->redirect);
+    OPENSSL_free(prov->debug);
+    OPENSSL_free(prov);
+}
+
+static void kmsenv_teardown(void *provctx)
+{
+    kmsenv_log(2, "provider teardown");
+    prov_free(provctx);
+}
+
+/* Reads one setting: the environment variable wins over openssl.cnf. */
+static int setting(char **dst, const char *cnf, const char *env)
+{
+    const char *e = getenv(env);
+    const char *v = (e != NULL && *e != '\0') ? e : cnf;
+
+    if (v == NULL || *v == '\0')
+        return 1;
+    *dst = OPENSSL_strdup(v);
+    return *dst != NULL;
+}
+
+static const OSSL_DISPATCH kmsenv_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))kmsenv_teardown},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS,
+     (void (*)(void))kmsenv_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))kmsenv_get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))kmsenv_query},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))kmsenv_reasons},
+    {0, NULL}};
+
+__attribute__((visibility("default"))) int
+OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                   const OSSL_DISPATCH **out, void **provctx)
+{
+    OSSL_FUNC_core_get_params_fn *get_params = NULL;
+    OSSL_FUNC_core_new_error_fn *new_error = NULL;
+    OSSL_FUNC_core_set_error_debug_fn *set_debug = NULL;
+    OSSL_FUNC_core_vset_error_fn *vset_error = NULL;
+    char *c_keyring = NULL, *c_keyset = NULL, *c_context = NULL;
+    char *c_redirect = NULL, *c_debug = NULL;
+    OSSL_PARAM cfg[6];
+    KMSENV_PROV *prov;
+
+    const OSSL_DISPATCH *f;
+
+    for (f = in; f->function_id != 0; f++) {
+        switch (f->function_id) {
+        case OSSL_FUNC_CORE_GET_PARAMS:
+            get_params = OSSL_FUNC_core_get_params(f);
+            break;
+        case OSSL_FUNC_CORE_NEW_ERROR:
+            new_error = OSSL_FUNC_core_new_error(f);
+            break;
+        case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+            set_debug = OSSL_FUNC_core_set_error_debug(f);
+            break;
+        case OSSL_FUNC_CORE_VSET_ERROR:
+            vset_error = OSSL_FUNC_core_vset_error(f);
+            break;
+        }
+    }
+    kmsenv_err_set_core(handle, new_error, set_debug, vset_error);
+
+    /* Config values are returned as pointers into the core's storage: pass
+     * &ptr (a UTF8_PTR), not the pointer itself. */
+    cfg[0] = OSSL_PARAM_construct_utf8_ptr("keyring", &c_keyring, 0);
+    cfg[1] = OSSL_PARAM_construct_utf8_ptr("keyset", &c_keyset, 0);
+    cfg[2] = OSSL_PARAM_construct_utf8_ptr("context", &c_context, 0);
+    cfg[3] = OSSL_PARAM_construct_utf8_ptr("redirect", &c_redirect, 0);
+    cfg[4] = OSSL_PARAM_construct_utf8_ptr("debug", &c_debug, 0);
+    cfg[5] = OSSL_PARAM_construct_end();
+    if (get_params != NULL && !get_params(handle, cfg))
+        return 0;
+
+    prov = OPENSSL_zalloc(sizeof(*prov));
+    if (prov == NULL)
+        return 0;
+    prov->handle = handle;
+    if (!setting(&prov->debug, c_debug, "KMSENV_DEBUG") ||
+        !setting(&prov->keyring, c_keyring, "KMSENV_KEYRING") ||
+        !setting(&prov->keyset, c_keyset, "KMSENV_KEYSET") ||
+        !setting(&prov->context, c_context, "KMSENV_CONTEXT") ||
+        !setting(&prov->redirect, c_redirect, "KMSENV_REDIRECT"))
+        goto err;
+    kmsenv_log_init(prov->debug);
+    prov->libctx = OSSL_LIB_CTX_new_child(handle, in);
+    if (prov->libctx == NULL)
+        goto err;
+    kmsenv_log(2, "provider init: keyring=%s keyset=%s context=%s",
+               prov->keyring ? prov->keyring : "-",
+               prov->keyset ? prov->keyset : "-",
+               prov->context ? prov->context : "-");
+    *out = kmsenv_dispatch;
+    *provctx = prov;
+    return 1;
+err:
+    prov_free(prov);
+    return 0;
+}

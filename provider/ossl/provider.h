@@ -1,0 +1,33 @@
+/* Provider-wide context and the algorithm implementations' entry points. */
+#ifndef KMSENV_OSSL_PROVIDER_H
+#define KMSENV_OSSL_PROVIDER_H
+
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
+#include <openssl/types.h>
+
+#define KMSENV_KEYSET_NAME "KMSENV-KEYSET"
+#define KMSENV_KEYSET_PEM_LABEL "KMSENV KEYSET"
+#define KMSENV_KEYSET_STRUCTURE "kmsenv-keyset"
+
+/* Settings: openssl.cnf provider section, then the environment wins. */
+typedef struct {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_LIB_CTX *libctx; /* child of the application's library context */
+    char *keyring;        /* keyring / KMSENV_KEYRING */
+    char *keyset;         /* keyset / KMSENV_KEYSET */
+    char *context;        /* context / KMSENV_CONTEXT */
+    char *redirect;       /* redirect / KMSENV_REDIRECT */
+    char *debug;          /* debug / KMSENV_DEBUG */
+} KMSENV_PROV;
+
+extern const OSSL_DISPATCH kmsenv_keyset_keymgmt_functions[];
+extern const OSSL_DISPATCH kmsenv_keyset_asym_cipher_functions[];
+extern const OSSL_DISPATCH kmsenv_pem2der_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_der2keyset_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_keyset2pem_encoder_functions[];
+extern const OSSL_DISPATCH kmsenv_keyset2der_encoder_functions[];
+extern const OSSL_DISPATCH kmsenv_keyset2text_encoder_functions[];
+extern const OSSL_DISPATCH kmsenv_store_functions[];
+
+#endif

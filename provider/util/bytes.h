@@ -1,0 +1,43 @@
+/* Bounded big-endian readers/writers for the envelope formats. */
+#ifndef KMSENV_UTIL_BYTES_H
+#define KMSENV_UTIL_BYTES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const unsigned char *p;
+    size_t left;
+    int ok; /* cleared on the first short read */
+} KMSENV_RD;
+
+void kmsenv_rd_init(KMSENV_RD *r, const unsigned char *p, size_t len);
+uint8_t kmsenv_rd_u8(KMSENV_RD *r);
+uint16_t kmsenv_rd_u16(KMSENV_RD *r);
+uint32_t kmsenv_rd_u32(KMSENV_RD *r);
+uint64_t kmsenv_rd_u64(KMSENV_RD *r);
+const unsigned char *kmsenv_rd_bytes(KMSENV_RD *r, size_t n);
+
+/* Growable output buffer (plain heap: never used for secrets). */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+    int ok;
+} KMSENV_WR;
+
+void kmsenv_wr_init(KMSENV_WR *w);
+void kmsenv_wr_u8(KMSENV_WR *w, uint8_t v);
+void kmsenv_wr_u16(KMSENV_WR *w, uint16_t v);
+void kmsenv_wr_u32(KMSENV_WR *w, uint32_t v);
+void kmsenv_wr_u64(KMSENV_WR *w, uint64_t v);
+void kmsenv_wr_bytes(KMSENV_WR *w, const void *p, size_t n);
+unsigned char *kmsenv_wr_reserve(KMSENV_WR *w, size_t n);
+void kmsenv_wr_free(KMSENV_WR *w);
+
+void kmsenv_put_u32(unsigned char *p, uint32_t v);
+uint32_t kmsenv_get_u32(const unsigned char *p);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void kmsenv_hex(char *out, const unsigned char *in, size_t n);
+
+#endif
