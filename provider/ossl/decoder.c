@@ -54,6 +54,60 @@ static long read_all(KMSENV_PROV *prov, OSSL_CORE_BIO *cin,
     return len;
 }
 
+static int der2keyset_does_selection(void *provctx, int selection)
+{
+    return selection == 0 ||
+           (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
+}
+
+/* Hands a loaded keyset on by reference (keymgmt load takes it). */
+static int emit_ref(KMSENV_KEYOBJ **k, OSSL_CALLBACK *data_cb, void *data_cbarg)
+{
+    OSSL_PARAM params[4];
+    int type = OSSL_OBJECT_PKEY;
+
+    params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
+    params[1] = OSSL_PARAM_construct_utf8_string(
+        OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE,
+                                                  k, sizeof(*k));
+    params[3] = OSSL_PARAM_construct_end();
+    return data_cb(params, data_cbarg);
+}
+
+/*
+ * One unwrap per load, and errors that reach the user.
+ *
+ * OpenSSL 3.0's file: store runs PEM->DER decoders, then decodes the DER
+ * again in ossl_store_handle_load_result(), where errors of a decoder that
+ * produces nothing are discarded, and where a key reference is resolved
+ * against the store's provider (so a reference from here cannot be used).
+ * So the PEM decoder loads the keyset itself: a failure returns 0 and keeps
+ * its errors. On success it passes the DER on and parks the loaded object
+ * in this thread's handoff slot; the DER decoder, which runs synchronously
+ * inside the same data callback, takes it instead of unwrapping again. The
+ * slot is emptied when the callback returns, whoever consumed it.
+ */
+static _Thread_local struct {
+    KMSENV_KEYOBJ *k;
+    const unsigned char *der;
+    size_t len;
+} handoff;
+
+static KMSENV_KEYOBJ *take_handoff(KMSENV_PROV *prov, const unsigned char *der,
+                                   size_t len)
+{
+    KMSENV_KEYOBJ *k = handoff.k;
+
+    if (k == NULL || k->prov != prov || handoff.len != len ||
+        memcmp(handoff.der, der, len) != 0)
+        return NULL;
+    handoff.k = NULL;
+    return k;
+}
+
+/* For private-key requests the keyset is loaded here (see above); other
+ * requests just get the DER and nothing is unwrapped. */
 static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                           OSSL_CALLBACK *data_cb, void *data_cbarg,
                           OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
@@ -73,6 +127,20 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     BIO_free(in);
     if (r > 0 && strcmp(name, KMSENV_KEYSET_PEM_LABEL) == 0) {
         OSSL_PARAM params[4];
+        KMSENV_KEYOBJ *k = NULL;
+
+        if (der2keyset_does_selection(prov, selection) &&
+            kmsenv_keyset_sniff(der, (size_t)derlen)) {
+            k = kmsenv_keyobj_load(prov, der, (size_t)derlen, NULL, NULL);
+            if (k == NULL) {
+                ok = 0; /* ours, unusable: stop here, errors kept */
+                goto end;
+            }
+            kmsenv_keyobj_free(handoff.k);
+            handoff.k = k;
+            handoff.der = der;
+            handoff.len = (size_t)derlen;
+        }
 
         params[0] = OSSL_PARAM_construct_utf8_string(
             OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
@@ -83,7 +151,12 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                                                       der, (size_t)derlen);
         params[3] = OSSL_PARAM_construct_end();
         ok = data_cb(params, data_cbarg);
+        if (k != NULL) {
+            kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
+            handoff.k = NULL;
+        }
     }
+end:
     /* Other labels: not ours, come back empty-handed (not an error). */
     OPENSSL_free(name);
     OPENSSL_free(header);
@@ -91,18 +164,11 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     return ok;
 }
 
-static int der2keyset_does_selection(void *provctx, int selection)
-{
-    return selection == 0 ||
-           (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
-}
-
 static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              OSSL_CALLBACK *data_cb, void *data_cbarg,
                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     KMSENV_PROV *prov = ctx;
-    KMSENV_KEYOBJ *k = NULL;
     unsigned char *buf = NULL;
     long len;
     int ok = 1;
@@ -114,25 +180,15 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     len = read_all(prov, cin, &buf);
     if (len < 0)
         return 0;
-    if (!kmsenv_keyset_sniff(buf, (size_t)len))
-        goto end; /* not a keyset: empty-handed */
-    k = kmsenv_keyobj_load(prov, buf, (size_t)len, NULL, NULL);
-    if (k == NULL) {
-        ok = 0; /* ours but unusable: stop with our errors on the queue */
-    } else {
-        OSSL_PARAM params[4];
-        int type = OSSL_OBJECT_PKEY;
+    /* not a keyset: come back empty-handed */
+    if (kmsenv_keyset_sniff(buf, (size_t)len)) {
+        KMSENV_KEYOBJ *k = take_handoff(prov, buf, (size_t)len);
 
-        params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
-        params[1] = OSSL_PARAM_construct_utf8_string(
-            OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
-        params[2] = OSSL_PARAM_construct_octet_string(
-            OSSL_OBJECT_PARAM_REFERENCE, &k, sizeof(k));
-        params[3] = OSSL_PARAM_construct_end();
-        ok = data_cb(params, data_cbarg);
+        if (k == NULL)
+            k = kmsenv_keyobj_load(prov, buf, (size_t)len, NULL, NULL);
+        ok = k != NULL && emit_ref(&k, data_cb, data_cbarg);
+        kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
     }
-end:
-    kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
     OPENSSL_free(buf);
     return ok;
 }
