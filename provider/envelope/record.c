@@ -58,18 +58,32 @@ static int start(KMSENV_REC_KEY *k, int enc, const unsigned char *hdr,
                  const unsigned char keyset_id[16],
                  const unsigned char *ctxenc, size_t ctxenclen)
 {
-    unsigned char kx[32];
+    unsigned char kx[32], aad[KMSENV_REC_HDR_LEN + KMSENV_KEYSET_ID_LEN + 512];
+    const EVP_CIPHER *cipher;
     int ok, outl;
 
+    /* Once keyed, re-init with a NULL cipher: only key and IV change,
+     * which avoids tearing down the cipher state per record. */
+    cipher = EVP_CIPHER_CTX_get0_cipher(k->gctx) == NULL ? k->gcm : NULL;
     ok = kmsenv_xaes_derive(&k->xaes, hdr + 7, kx) &&
-         EVP_CipherInit_ex2(k->gctx, k->gcm, kx, hdr + 7 + 12, enc, NULL) &&
-         EVP_CipherUpdate(k->gctx, NULL, &outl, hdr, KMSENV_REC_HDR_LEN) &&
-         EVP_CipherUpdate(k->gctx, NULL, &outl, keyset_id,
-                          KMSENV_KEYSET_ID_LEN) &&
-         (ctxenclen == 0 ||
-          EVP_CipherUpdate(k->gctx, NULL, &outl, ctxenc, (int)ctxenclen));
+         EVP_CipherInit_ex2(k->gctx, cipher, kx, hdr + 7 + 12, enc, NULL);
     OPENSSL_cleanse(kx, sizeof(kx));
-    return ok;
+    if (!ok)
+        return 0;
+    if (ctxenclen <= 512) { /* the usual case: one AAD update */
+        memcpy(aad, hdr, KMSENV_REC_HDR_LEN);
+        memcpy(aad + KMSENV_REC_HDR_LEN, keyset_id, KMSENV_KEYSET_ID_LEN);
+        if (ctxenclen > 0)
+            memcpy(aad + KMSENV_REC_HDR_LEN + KMSENV_KEYSET_ID_LEN, ctxenc,
+                   ctxenclen);
+        return EVP_CipherUpdate(
+            k->gctx, NULL, &outl, aad,
+            (int)(KMSENV_REC_HDR_LEN + KMSENV_KEYSET_ID_LEN + ctxenclen));
+    }
+    return EVP_CipherUpdate(k->gctx, NULL, &outl, hdr, KMSENV_REC_HDR_LEN) &&
+           EVP_CipherUpdate(k->gctx, NULL, &outl, keyset_id,
+                            KMSENV_KEYSET_ID_LEN) &&
+           EVP_CipherUpdate(k->gctx, NULL, &outl, ctxenc, (int)ctxenclen);
 }
 
 /* EVP takes int lengths: feed large buffers in chunks. */
