@@ -126,6 +126,10 @@ static void der_wrap_header(KMSENV_WR *w, size_t l)
     } else if (l <= 0xffff) {
         kmsenv_wr_u8(w, 0x82);
         kmsenv_wr_u16(w, (uint16_t)l);
+    } else if (l <= 0xffffff) {
+        kmsenv_wr_u8(w, 0x83);
+        kmsenv_wr_u8(w, (uint8_t)(l >> 16));
+        kmsenv_wr_u16(w, (uint16_t)l);
     } else {
         kmsenv_wr_u8(w, 0x84);
         kmsenv_wr_u32(w, (uint32_t)l);
@@ -426,6 +430,11 @@ int kmsenv_keyset_set_state(KMSENV_KEYSET *ks, uint32_t id, int state)
     int idx = kmsenv_keyset_find(ks, id), old;
     size_t i;
 
+    if (state < KMSENV_STATE_PRIMARY || state > KMSENV_STATE_DISABLED) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "invalid version state %d",
+                     state);
+        return 0;
+    }
     if (idx < 0) {
         KMSENV_RAISE(KMSENV_R_UNKNOWN_VERSION, "no version %u in keyset", id);
         return 0;
