@@ -221,8 +221,10 @@ static int raw_op(void *arg, uint64_t i)
         return 0;
     }
     if (memcmp(out, pt, MSG_LEN) != 0) {
-        fprintf(stderr, "bench_record: raw round trip mismatch at iteration "
-                        "%llu\n", (unsigned long long)i);
+        fprintf(stderr,
+                "bench_record: raw round trip mismatch at iteration "
+                "%llu\n",
+                (unsigned long long)i);
         return 0;
     }
     return 1;
@@ -320,8 +322,10 @@ static int kms_op(void *arg, uint64_t i)
         return 0;
     }
     if (ctlen != MSG_LEN + REC_OVERHEAD) {
-        fprintf(stderr, "bench_record: kmsenv record is %zu bytes, expected "
-                        "%d\n", ctlen, MSG_LEN + REC_OVERHEAD);
+        fprintf(stderr,
+                "bench_record: kmsenv record is %zu bytes, expected "
+                "%d\n",
+                ctlen, MSG_LEN + REC_OVERHEAD);
         return 0;
     }
     if (EVP_PKEY_decrypt(k->dctx, out, &outlen, ct, ctlen) <= 0) {
@@ -329,8 +333,9 @@ static int kms_op(void *arg, uint64_t i)
         return 0;
     }
     if (outlen != MSG_LEN || memcmp(out, pt, MSG_LEN) != 0) {
-        fprintf(stderr, "bench_record: kmsenv round trip mismatch at "
-                        "iteration %llu (%zu bytes back)\n",
+        fprintf(stderr,
+                "bench_record: kmsenv round trip mismatch at "
+                "iteration %llu (%zu bytes back)\n",
                 (unsigned long long)i, outlen);
         return 0;
     }
@@ -387,8 +392,9 @@ static int kms_sanity(KMS *k, int after_loops)
         rv = fresh_open(k, CONTEXT, k->last_ct, k->last_ctlen, pt, why,
                         sizeof(why));
         if (rv != 1) {
-            fprintf(stderr, "bench_record: the last timed record (iteration "
-                            "%llu) does not open with a fresh context: %s\n",
+            fprintf(stderr,
+                    "bench_record: the last timed record (iteration "
+                    "%llu) does not open with a fresh context: %s\n",
                     (unsigned long long)k->last_i, why);
             return 0;
         }
@@ -412,8 +418,9 @@ static int kms_sanity(KMS *k, int after_loops)
         return 0;
     }
     if (qlen < MSG_LEN + REC_OVERHEAD) {
-        fprintf(stderr, "bench_record: encrypt size query says %zu bytes, "
-                        "less than the %d a record needs\n",
+        fprintf(stderr,
+                "bench_record: encrypt size query says %zu bytes, "
+                "less than the %d a record needs\n",
                 qlen, MSG_LEN + REC_OVERHEAD);
         return 0;
     }
@@ -423,8 +430,10 @@ static int kms_sanity(KMS *k, int after_loops)
         return 0;
     }
     if (l1 != MSG_LEN + REC_OVERHEAD || l2 != l1) {
-        fprintf(stderr, "bench_record: records are %zu and %zu bytes, "
-                        "expected %d\n", l1, l2, MSG_LEN + REC_OVERHEAD);
+        fprintf(stderr,
+                "bench_record: records are %zu and %zu bytes, "
+                "expected %d\n",
+                l1, l2, MSG_LEN + REC_OVERHEAD);
         return 0;
     }
     if (memcmp(c1, c2, l1) == 0) {
@@ -433,19 +442,22 @@ static int kms_sanity(KMS *k, int after_loops)
         return 0;
     }
     if (c1[0] != 'K' || c1[1] != 'E')
-        printf("note: record does not start with \"KE\" (%02x %02x)\n",
-               c1[0], c1[1]);
+        printf("note: record does not start with \"KE\" (%02x %02x)\n", c1[0],
+               c1[1]);
     /* the second record came from a reused context */
     if (fresh_open(k, CONTEXT, c2, l2, pt, why, sizeof(why)) != 1) {
-        fprintf(stderr, "bench_record: record does not open with a fresh "
-                        "decryption context: %s\n", why);
+        fprintf(stderr,
+                "bench_record: record does not open with a fresh "
+                "decryption context: %s\n",
+                why);
         return 0;
     }
     if ((rv = fresh_open(k, WRONG_CONTEXT, c2, l2, pt, why, sizeof(why))) !=
         0) {
-        fprintf(stderr, "bench_record: record %s under the wrong context "
-                        "\"%s\"\n", rv > 0 ? "opened" : "misbehaved",
-                WRONG_CONTEXT);
+        fprintf(stderr,
+                "bench_record: record %s under the wrong context "
+                "\"%s\"\n",
+                rv > 0 ? "opened" : "misbehaved", WRONG_CONTEXT);
         return 0;
     }
     printf("check: wrong context rejected: %s\n", why);
@@ -457,7 +469,8 @@ static int kms_sanity(KMS *k, int after_loops)
     }
     printf("check: tampered record rejected: %s\n", why);
     printf("check: size query %zu bytes, record %zu bytes, two records of the "
-           "same plaintext differ\n", qlen, l1);
+           "same plaintext differ\n",
+           qlen, l1);
     return 1;
 }
 
@@ -528,10 +541,10 @@ static void print_provider(OSSL_PROVIDER *p)
     const char *name = NULL, *ver = NULL, *build = NULL;
     OSSL_PARAM q[4];
 
-    q[0] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, (char **)&name,
+    q[0] =
+        OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, (char **)&name, 0);
+    q[1] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, (char **)&ver,
                                          0);
-    q[1] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION,
-                                         (char **)&ver, 0);
     q[2] = OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO,
                                          (char **)&build, 0);
     q[3] = OSSL_PARAM_construct_end();
@@ -582,9 +595,11 @@ int main(int argc, char **argv)
         goto end;
     }
     if ((kms_prov = OSSL_PROVIDER_load(libctx, "kmsenv")) == NULL) {
-        fprintf(stderr, "bench_record: could not load kmsenv from '%s' (is "
-                        "kmsenv.so built there? pass the build directory as "
-                        "the first argument)\n", build_dir);
+        fprintf(stderr,
+                "bench_record: could not load kmsenv from '%s' (is "
+                "kmsenv.so built there? pass the build directory as "
+                "the first argument)\n",
+                build_dir);
         err_print("loading the kmsenv provider");
         goto end;
     }
@@ -593,7 +608,8 @@ int main(int argc, char **argv)
            OpenSSL_version(OPENSSL_VERSION), CONTEXT);
     print_provider(kms_prov);
     printf("%d round(s) of %.2f s per measurement (after %.2f s warm-up), "
-           "best round reported\n", rounds, secs, warm);
+           "best round reported\n",
+           rounds, secs, warm);
 
     if (!raw_init(&raw_rand, libctx, 1) || !raw_init(&raw_ctr, libctx, 0) ||
         !kms_init(&kms, libctx) || !kms_sanity(&kms, 0))
@@ -634,7 +650,8 @@ int main(int argc, char **argv)
     r_rand = m[0].best, r_ctr = m[1].best, r_kms = m[2].best;
     printf("\n");
     printf("raw EVP AES-256-GCM (random IV)  : %10.0f ops/s  (encrypt+decrypt "
-           "of 64 B, %.0f ns/op)\n", r_rand, 1e9 / r_rand);
+           "of 64 B, %.0f ns/op)\n",
+           r_rand, 1e9 / r_rand);
     printf("raw EVP AES-256-GCM (counter IV) : %10.0f ops/s  (%.0f ns/op)\n",
            r_ctr, 1e9 / r_ctr);
     printf("kmsenv record (XAES-256-GCM)     : %10.0f ops/s  (%.0f ns/op)\n",

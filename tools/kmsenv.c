@@ -235,11 +235,11 @@ int main(int argc, char **argv)
             rc = 2;
             goto end;
         }
-        params[0] = OSSL_PARAM_construct_uint(
-            cmd[0] == 'd'   ? "kmsenv-disable-version"
-            : cmd[0] == 'e' ? "kmsenv-enable-version"
-                            : "kmsenv-make-primary",
-            &version);
+        params[0] =
+            OSSL_PARAM_construct_uint(cmd[0] == 'd'   ? "kmsenv-disable-version"
+                                      : cmd[0] == 'e' ? "kmsenv-enable-version"
+                                                      : "kmsenv-make-primary",
+                                      &version);
     } else if (strcmp(cmd, "rewrap") == 0) {
         if (keyring == NULL) {
             fprintf(stderr, "%s: rewrap needs --keyring SPEC\n", prog);

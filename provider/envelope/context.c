@@ -36,6 +36,7 @@ int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value)
 {
     size_t i, pos = c->n;
     KMSENV_PAIR *np;
+    char *nk, *nv;
 
     if (*key == '\0' || strlen(key) > 1024 || strlen(value) > 4096) {
         KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
@@ -66,13 +67,18 @@ int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value)
         c->pairs = np;
         c->cap = cap;
     }
+    nk = OPENSSL_strdup(key);
+    nv = OPENSSL_strdup(value);
+    if (nk == NULL || nv == NULL) {
+        OPENSSL_free(nk);
+        OPENSSL_free(nv);
+        goto oom;
+    }
     memmove(&c->pairs[pos + 1], &c->pairs[pos],
             (c->n - pos) * sizeof(c->pairs[0]));
-    c->pairs[pos].key = OPENSSL_strdup(key);
-    c->pairs[pos].value = OPENSSL_strdup(value);
+    c->pairs[pos].key = nk;
+    c->pairs[pos].value = nv;
     c->n++;
-    if (c->pairs[pos].key == NULL || c->pairs[pos].value == NULL)
-        goto oom;
     return 1;
 oom:
     KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "encryption context");
@@ -104,7 +110,7 @@ static const char *unescape(const char *s, const char *stops, char *out,
     return s;
 }
 
-int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text)
+static int parse_into(KMSENV_CONTEXT *c, const char *text)
 {
     char key[1025], value[4097];
     const char *s = text;
@@ -144,6 +150,24 @@ int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text)
             }
         }
     }
+    return 1;
+}
+
+/* All or nothing: on error c is unchanged. */
+int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text)
+{
+    KMSENV_CONTEXT tmp;
+
+    if (text == NULL)
+        return 1;
+    if (!kmsenv_ctx_copy(&tmp, c))
+        return 0;
+    if (!parse_into(&tmp, text)) {
+        kmsenv_ctx_free(&tmp);
+        return 0;
+    }
+    kmsenv_ctx_free(c);
+    *c = tmp;
     return 1;
 }
 

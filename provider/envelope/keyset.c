@@ -166,8 +166,8 @@ int kmsenv_keyset_decode(KMSENV_KEYSET *ks, const unsigned char *der,
     kmsenv_rd_init(&r, body + 8, bodylen - 8);
     fmt = kmsenv_rd_u8(&r);
     if (r.ok && fmt != KMSENV_KS_FORMAT)
-        BAD("%s: unsupported keyset format %u (this build reads %d)", name,
-            fmt, KMSENV_KS_FORMAT);
+        BAD("%s: unsupported keyset format %u (this build reads %d)", name, fmt,
+            KMSENV_KS_FORMAT);
     q = kmsenv_rd_bytes(&r, 16);
     if (q != NULL)
         memcpy(ks->id, q, 16);
@@ -234,11 +234,12 @@ int kmsenv_keyset_decode(KMSENV_KEYSET *ks, const unsigned char *der,
     }
     ks->aadlen = (size_t)(r.p - body);
     ks->sealedlen = r.left;
-    if (ks->sealedlen != SEAL_NONCE_LEN + ks->nver * KMSENV_KEY_LEN +
-                             SEAL_TAG_LEN)
+    if (ks->sealedlen !=
+        SEAL_NONCE_LEN + ks->nver * KMSENV_KEY_LEN + SEAL_TAG_LEN)
         BAD("%s: sealed key section has %zu bytes, expected %zu", name,
             ks->sealedlen,
-            (size_t)(SEAL_NONCE_LEN + ks->nver * KMSENV_KEY_LEN + SEAL_TAG_LEN));
+            (size_t)(SEAL_NONCE_LEN + ks->nver * KMSENV_KEY_LEN +
+                     SEAL_TAG_LEN));
     ks->aad = OPENSSL_memdup(body, ks->aadlen);
     ks->sealed = OPENSSL_memdup(r.p, ks->sealedlen);
     if (ks->aad == NULL || ks->sealed == NULL)
@@ -287,8 +288,8 @@ int kmsenv_keyset_unseal(KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
     memcpy(tag, ks->sealed + SEAL_NONCE_LEN + klen, SEAL_TAG_LEN);
     c = seal_ctx(libctx, 0, &ks->ksk, ks->sealed, ks->aad, ks->aadlen);
     ok = c != NULL &&
-         EVP_CipherUpdate(c, ks->keys.data, &outl,
-                          ks->sealed + SEAL_NONCE_LEN, (int)klen) &&
+         EVP_CipherUpdate(c, ks->keys.data, &outl, ks->sealed + SEAL_NONCE_LEN,
+                          (int)klen) &&
          EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) &&
          EVP_DecryptFinal_ex(c, ks->keys.data + klen, &outl) > 0;
     EVP_CIPHER_CTX_free(c);
@@ -316,6 +317,28 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
     if (ks->keys.data == NULL || ks->ksk.data == NULL) {
         KMSENV_RAISE(KMSENV_R_INTERNAL, "keyset not open; cannot encode");
         return 0;
+    }
+    /* Never write what kmsenv_keyset_decode would refuse. */
+    if (ks->alg != KMSENV_KS_ALG_XAES256GCM || ks->nver == 0 ||
+        ks->nver > KMSENV_KS_MAX_VERSIONS || ks->nwrap == 0 ||
+        ks->nwrap > KMSENV_KS_MAX_WRAPS) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "keyset cannot be encoded (%zu versions, %zu KEKs)",
+                     ks->nver, ks->nwrap);
+        return 0;
+    }
+    for (i = 0; i < ks->nwrap; i++) {
+        const KMSENV_WRAP *w = &ks->wrap[i];
+        size_t sl = w->spec != NULL ? strlen(w->spec) : 0;
+
+        if (sl == 0 || sl > 0xffff || w->fplen > sizeof(w->fp) ||
+            w->bloblen == 0 || w->bloblen > 0xffff) {
+            KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                         "KEK entry %zu cannot be encoded (spec %zu bytes, "
+                         "blob %zu bytes)",
+                         i + 1, sl, w->bloblen);
+            return 0;
+        }
     }
     kmsenv_wr_init(&b);
     kmsenv_wr_bytes(&b, KMSENV_KS_MAGIC, 8);
@@ -431,8 +454,7 @@ int kmsenv_keyset_set_state(KMSENV_KEYSET *ks, uint32_t id, int state)
     size_t i;
 
     if (state < KMSENV_STATE_PRIMARY || state > KMSENV_STATE_DISABLED) {
-        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "invalid version state %d",
-                     state);
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "invalid version state %d", state);
         return 0;
     }
     if (idx < 0) {

@@ -33,8 +33,7 @@ void kmsenv_rec_key_cleanup(KMSENV_REC_KEY *k)
     memset(k, 0, sizeof(*k));
 }
 
-int kmsenv_record_peek(const unsigned char *in, size_t inlen,
-                       uint32_t *version)
+int kmsenv_record_peek(const unsigned char *in, size_t inlen, uint32_t *version)
 {
     if (inlen < KMSENV_REC_OVERHEAD || in[0] != KMSENV_REC_MAGIC0 ||
         in[1] != KMSENV_REC_MAGIC1) {
@@ -55,8 +54,8 @@ int kmsenv_record_peek(const unsigned char *in, size_t inlen,
 
 /* Keys the GCM context for this record and feeds the AAD. */
 static int start(KMSENV_REC_KEY *k, int enc, const unsigned char *hdr,
-                 const unsigned char keyset_id[16],
-                 const unsigned char *ctxenc, size_t ctxenclen)
+                 const unsigned char keyset_id[16], const unsigned char *ctxenc,
+                 size_t ctxenclen)
 {
     unsigned char kx[32], aad[KMSENV_REC_HDR_LEN + KMSENV_KEYSET_ID_LEN + 512];
     const EVP_CIPHER *cipher;
@@ -87,8 +86,8 @@ static int start(KMSENV_REC_KEY *k, int enc, const unsigned char *hdr,
 }
 
 /* EVP takes int lengths: feed large buffers in chunks. */
-static int update(EVP_CIPHER_CTX *c, unsigned char *out, const unsigned char *in,
-                  size_t len)
+static int update(EVP_CIPHER_CTX *c, unsigned char *out,
+                  const unsigned char *in, size_t len)
 {
     while (len > 0) {
         int chunk = len > (1 << 30) ? (1 << 30) : (int)len, outl = 0;
@@ -110,7 +109,7 @@ int kmsenv_record_seal(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
     unsigned char *hdr = out;
     int outl = 0;
 
-    if (inlen > ((size_t)1 << 36)) { /* GCM limit, with margin */
+    if ((uint64_t)inlen > (UINT64_C(1) << 36) - 32) { /* GCM: 2^36 - 32 */
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "record too large (%zu bytes)",
                      inlen);
         return 0;

@@ -167,10 +167,8 @@ static int wrap_all(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                 ERR_set_mark();
                 log_call("rewrap", k, NULL);
                 done = k->meth->rewrap(k, ectx, &old[j], &ws[i]);
-                if (done)
-                    ERR_pop_to_mark();
-                else
-                    ERR_clear_last_mark();
+                /* a failed rewrap falls back to wrapping locally */
+                ERR_pop_to_mark();
             }
         if (!done) {
             log_call("wrap", k, NULL);
@@ -187,6 +185,8 @@ int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
 {
     KMSENV_WRAP *ws = OPENSSL_zalloc(kr->n * sizeof(*ws));
 
+    dk->data = NULL;
+    dk->len = 0;
     *wraps = NULL;
     *nwraps = 0;
     if (ws == NULL || !kmsenv_secret_alloc(dk, len))
@@ -241,7 +241,13 @@ static char *redirected(const char *redirect, const char *spec)
         }
         OPENSSL_free(copy);
     }
-    return res != NULL ? res : OPENSSL_strdup(spec);
+    if (res != NULL) {
+        char *end = res + strlen(res);
+        while (end > res && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        return res;
+    }
+    return OPENSSL_strdup(spec);
 }
 
 int kmsenv_keyring_unwrap(OSSL_LIB_CTX *libctx, const KMSENV_WRAP *wraps,

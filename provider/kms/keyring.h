@@ -48,7 +48,8 @@ typedef struct {
     size_t n;
 } KMSENV_KEYRING;
 
-/* Fingerprint as printable text ("sha256:<32 hex>" for file:). */
+/* Fingerprint as printable text: lower-case hex for file:, the text
+ * itself where it is printable (e.g. a key ARN). */
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen);
 

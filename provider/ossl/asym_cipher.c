@@ -29,7 +29,7 @@ typedef struct {
     KMSENV_PROV *prov;
     KMSENV_KEYOBJ *key; /* borrowed from the EVP_PKEY */
     KMSENV_CONTEXT ectx;
-    KMSENV_WR ctxenc; /* canonical encoding of ectx, kept current */
+    KMSENV_WR ctxenc;  /* canonical encoding of ectx, kept current */
     KMSENV_REC_KEY rk; /* cached working key for one version */
     int rk_valid;
     unsigned int rk_generation;
@@ -100,14 +100,12 @@ static int init(REC_CTX *c, void *keydata, const OSSL_PARAM params[])
     return reencode(c) && rc_set_ctx_params(c, params);
 }
 
-static int rc_encrypt_init(void *vctx, void *keydata,
-                           const OSSL_PARAM params[])
+static int rc_encrypt_init(void *vctx, void *keydata, const OSSL_PARAM params[])
 {
     return init(vctx, keydata, params);
 }
 
-static int rc_decrypt_init(void *vctx, void *keydata,
-                           const OSSL_PARAM params[])
+static int rc_decrypt_init(void *vctx, void *keydata, const OSSL_PARAM params[])
 {
     return init(vctx, keydata, params);
 }
@@ -180,8 +178,8 @@ static int rc_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     if (!select_version(c, 1, 0))
         return 0;
     return kmsenv_record_seal(&c->rk, c->prov->libctx, c->key->ks.id,
-                              c->ctxenc.p, c->ctxenc.len, NULL, in, inlen,
-                              out, outlen);
+                              c->ctxenc.p, c->ctxenc.len, NULL, in, inlen, out,
+                              outlen);
 }
 
 static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
@@ -196,8 +194,8 @@ static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     if (out == NULL) {
         /* At least 1: callers such as pkeyutl skip the real call when the
          * size is 0, and the tag must be checked even for empty records. */
-        *outlen = inlen - KMSENV_REC_OVERHEAD > 0 ? inlen - KMSENV_REC_OVERHEAD
-                                                   : 1;
+        *outlen =
+            inlen - KMSENV_REC_OVERHEAD > 0 ? inlen - KMSENV_REC_OVERHEAD : 1;
         return 1;
     }
     if (outsize < inlen - KMSENV_REC_OVERHEAD) {
@@ -208,8 +206,8 @@ static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (!select_version(c, 0, version))
         return 0;
-    if (!kmsenv_record_open(&c->rk, c->key->ks.id, c->ctxenc.p,
-                            c->ctxenc.len, in, inlen, out, outlen)) {
+    if (!kmsenv_record_open(&c->rk, c->key->ks.id, c->ctxenc.p, c->ctxenc.len,
+                            in, inlen, out, outlen)) {
         kmsenv_ctx_describe(&c->ectx, desc, sizeof(desc));
         KMSENV_RAISE(KMSENV_R_RECORD_AUTH_FAILED,
                      "%s, version %u: decryption refused under context {%s}",
@@ -234,8 +232,12 @@ static int rc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
                          "context must be a UTF-8 string key=value[,...]");
             return 0;
         }
-        if (!kmsenv_ctx_parse(&c->ectx, text))
+        if (!kmsenv_ctx_parse(&c->ectx, text)) {
+            /* the failed text left ectx unchanged; earlier ones count */
+            if (changed)
+                (void)reencode(c);
             return 0;
+        }
         changed = 1;
     }
     return !changed || reencode(c);

@@ -32,8 +32,7 @@ static void dec_freectx(void *ctx)
 }
 
 /* Reads at most KMSENV_MAX_INPUT bytes; returns -1 on error. */
-static long read_all(KMSENV_PROV *prov, OSSL_CORE_BIO *cin,
-                     unsigned char **buf)
+static long read_all(KMSENV_PROV *prov, OSSL_CORE_BIO *cin, unsigned char **buf)
 {
     BIO *in = BIO_new_from_core_bio(prov->libctx, cin);
     unsigned char *b = OPENSSL_malloc(KMSENV_MAX_INPUT);
@@ -56,8 +55,7 @@ static long read_all(KMSENV_PROV *prov, OSSL_CORE_BIO *cin,
 
 static int der2keyset_does_selection(void *provctx, int selection)
 {
-    return selection == 0 ||
-           (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
+    return selection == 0 || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
 }
 
 /* Hands a loaded keyset on by reference (keymgmt load takes it). */
@@ -67,8 +65,8 @@ static int emit_ref(KMSENV_KEYOBJ **k, OSSL_CALLBACK *data_cb, void *data_cbarg)
     int type = OSSL_OBJECT_PKEY;
 
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
-    params[1] = OSSL_PARAM_construct_utf8_string(
-        OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                                 (char *)KMSENV_KEYSET_NAME, 0);
     params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE,
                                                   k, sizeof(*k));
     params[3] = OSSL_PARAM_construct_end();

@@ -51,10 +51,9 @@ static int write_wrapped(void *ctx, OSSL_CORE_BIO *cout, const void *obj,
         !kmsenv_keyobj_get_der(k, &der, &len))
         return 0;
     out = BIO_new_from_core_bio(prov->libctx, cout);
-    ok = out != NULL &&
-         (pem ? PEM_write_bio(out, KMSENV_KEYSET_PEM_LABEL, "", der,
-                              (long)len) > 0
-              : BIO_write(out, der, (int)len) == (int)len);
+    ok = out != NULL && (pem ? PEM_write_bio(out, KMSENV_KEYSET_PEM_LABEL, "",
+                                             der, (long)len) > 0
+                             : BIO_write(out, der, (int)len) == (int)len);
     BIO_free(out);
     OPENSSL_free(der);
     if (!ok)
@@ -101,5 +100,5 @@ ENCODER_FUNCTIONS(kmsenv_keyset2pem_encoder_functions,
                   enc_wrapped_does_selection, enc_pem);
 ENCODER_FUNCTIONS(kmsenv_keyset2der_encoder_functions,
                   enc_wrapped_does_selection, enc_der);
-ENCODER_FUNCTIONS(kmsenv_keyset2text_encoder_functions,
-                  enc_text_does_selection, enc_text);
+ENCODER_FUNCTIONS(kmsenv_keyset2text_encoder_functions, enc_text_does_selection,
+                  enc_text);

@@ -126,13 +126,12 @@ static int ks_get_params(void *keydata, OSSL_PARAM params[])
 
 static const OSSL_PARAM *ks_settable_params(void *provctx)
 {
-    static const OSSL_PARAM p[] = {
-        OSSL_PARAM_int(P_ROTATE, NULL),
-        OSSL_PARAM_uint(P_DISABLE, NULL),
-        OSSL_PARAM_uint(P_ENABLE, NULL),
-        OSSL_PARAM_uint(P_MAKE_PRIMARY, NULL),
-        OSSL_PARAM_utf8_string(P_REWRAP, NULL, 0),
-        OSSL_PARAM_END};
+    static const OSSL_PARAM p[] = {OSSL_PARAM_int(P_ROTATE, NULL),
+                                   OSSL_PARAM_uint(P_DISABLE, NULL),
+                                   OSSL_PARAM_uint(P_ENABLE, NULL),
+                                   OSSL_PARAM_uint(P_MAKE_PRIMARY, NULL),
+                                   OSSL_PARAM_utf8_string(P_REWRAP, NULL, 0),
+                                   OSSL_PARAM_END};
     return p;
 }
 

@@ -51,8 +51,7 @@ static void set_name(KMSENV_KEYOBJ *k, const char *origin)
 
     kmsenv_hex(hex, k->ks.id, 16);
     if (origin != NULL && *origin != '\0')
-        snprintf(k->name, sizeof(k->name), "keyset %.16s (%.60s)", hex,
-                 origin);
+        snprintf(k->name, sizeof(k->name), "keyset %.16s (%.60s)", hex, origin);
     else
         snprintf(k->name, sizeof(k->name), "keyset %.16s", hex);
 }
@@ -146,8 +145,7 @@ KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec)
         !kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
         !kmsenv_keyring_generate(kr, &ectx, KMSENV_KEY_LEN, &k->ks.ksk,
                                  &k->ks.wrap, &k->ks.nwrap) ||
-        !kmsenv_keyset_add_version(&k->ks, prov->libctx, NULL,
-                                   k->ks.created) ||
+        !kmsenv_keyset_add_version(&k->ks, prov->libctx, NULL, k->ks.created) ||
         !refresh(k, 1))
         goto err;
     kmsenv_log(1, "created %s under %s", k->name, spec);
@@ -214,8 +212,8 @@ struct state_arg {
 static int do_set_state(KMSENV_KEYOBJ *k, const void *arg)
 {
     const struct state_arg *a = arg;
-    KMSENV_VERSION *saved = OPENSSL_memdup(k->ks.ver,
-                                           k->ks.nver * sizeof(*saved));
+    KMSENV_VERSION *saved =
+        OPENSSL_memdup(k->ks.ver, k->ks.nver * sizeof(*saved));
     uint32_t primary = k->ks.primary;
 
     if (saved == NULL)
@@ -313,14 +311,14 @@ int kmsenv_keyobj_describe(KMSENV_KEYOBJ *k, BIO *out)
     fmt_time(k->ks.created, when, sizeof(when));
     ok &= BIO_printf(out, "KMSENV-KEYSET keyset\n") > 0;
     ok &= BIO_printf(out, "id: %s\n", hex) > 0;
-    ok &= BIO_printf(out, "algorithm: XAES-256-GCM records, AES-256 data keys\n") > 0;
+    ok &= BIO_printf(
+              out, "algorithm: XAES-256-GCM records, AES-256 data keys\n") > 0;
     ok &= BIO_printf(out, "created: %s\n", when) > 0;
     ok &= BIO_printf(out, "primary version: %u\n", k->ks.primary) > 0;
     ok &= BIO_printf(out, "versions: %zu\n", k->ks.nver) > 0;
     for (i = 0; i < k->ks.nver; i++) {
         fmt_time(k->ks.ver[i].created, when, sizeof(when));
-        ok &= BIO_printf(out, "  version %u: %s, created %s\n",
-                         k->ks.ver[i].id,
+        ok &= BIO_printf(out, "  version %u: %s, created %s\n", k->ks.ver[i].id,
                          kmsenv_state_name(k->ks.ver[i].state), when) > 0;
     }
     ok &= BIO_printf(out, "key-encryption keys: %zu\n", k->ks.nwrap) > 0;

@@ -13,11 +13,11 @@ typedef struct {
     KMSENV_PROV *prov;
     CRYPTO_RWLOCK *lock;
     KMSENV_KEYSET ks;
-    KMSENV_XAES *xaes;   /* one per version, same order as ks.ver */
+    KMSENV_XAES *xaes; /* one per version, same order as ks.ver */
     size_t nxaes;
-    unsigned char *der;  /* wrapped encoding (what encoders write) */
+    unsigned char *der; /* wrapped encoding (what encoders write) */
     size_t derlen;
-    char name[96];       /* "keyset <id>" for messages */
+    char name[96]; /* "keyset <id>" for messages */
     unsigned int generation;
 } KMSENV_KEYOBJ;
 
@@ -38,8 +38,7 @@ int kmsenv_keyobj_set_state(KMSENV_KEYOBJ *k, uint32_t version, int state);
 int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec);
 
 /* Encoded wrapped keyset, copied out under the read lock. */
-int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der,
-                          size_t *len);
+int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der, size_t *len);
 /* Writes the metadata description (no secrets). */
 int kmsenv_keyobj_describe(KMSENV_KEYOBJ *k, BIO *out);
 

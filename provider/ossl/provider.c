@@ -34,8 +34,7 @@ static const OSSL_ALGORITHM asym_ciphers[] = {
 static const OSSL_ALGORITHM decoders[] = {
     {"DER", PROPS ",input=pem", kmsenv_pem2der_decoder_functions,
      "kmsenv PEM labels to DER"},
-    {KMSENV_KEYSET_NAME,
-     PROPS ",input=der,structure=" KMSENV_KEYSET_STRUCTURE,
+    {KMSENV_KEYSET_NAME, PROPS ",input=der,structure=" KMSENV_KEYSET_STRUCTURE,
      kmsenv_der2keyset_decoder_functions, "kmsenv keyset (unwraps once)"},
     {NULL, NULL, NULL, NULL}};
 
@@ -55,8 +54,7 @@ static const OSSL_ALGORITHM stores[] = {
     {"kmsenv", PROPS, kmsenv_store_functions, "kmsenv: keysets and keys"},
     {NULL, NULL, NULL, NULL}};
 
-static const OSSL_ALGORITHM *kmsenv_query(void *provctx, int id,
-                                          int *no_cache)
+static const OSSL_ALGORITHM *kmsenv_query(void *provctx, int id, int *no_cache)
 {
     *no_cache = 0;
     switch (id) {

@@ -163,8 +163,7 @@ static int read_file(STORE_CTX *c, unsigned char **buf, size_t *len)
 
     *buf = NULL;
     if (in == NULL) {
-        KMSENV_RAISE(KMSENV_R_IO_ERROR, "cannot open keyset file %s",
-                     c->path);
+        KMSENV_RAISE(KMSENV_R_IO_ERROR, "cannot open keyset file %s", c->path);
         return 0;
     }
     b = OPENSSL_malloc(KMSENV_MAX_INPUT);

@@ -42,8 +42,7 @@ int main(int argc, char **argv)
     kms = OSSL_PROVIDER_load(NULL, "kmsenv");
     in = BIO_new_file(argv[2], "r");
     if (def == NULL || kms == NULL || in == NULL ||
-        !PEM_read_bio(in, &name, &hdr, &wrapped, &wlen) ||
-        BIO_reset(in) != 0) {
+        !PEM_read_bio(in, &name, &hdr, &wrapped, &wlen) || BIO_reset(in) != 0) {
         ERR_print_errors_fp(stderr);
         return 1;
     }
@@ -53,9 +52,9 @@ int main(int argc, char **argv)
         ERR_print_errors_fp(stderr);
         return 1;
     }
-    printf("todata: %s\n",
-           EVP_PKEY_todata(pkey, EVP_PKEY_KEYPAIR, &params) ? "LEAK?"
-                                                             : "refused");
+    printf("todata: %s\n", EVP_PKEY_todata(pkey, EVP_PKEY_KEYPAIR, &params)
+                               ? "LEAK?"
+                               : "refused");
     if (params != NULL) {
         OSSL_PARAM *p;
         for (p = params; p->key != NULL; p++)
@@ -81,8 +80,7 @@ int main(int argc, char **argv)
     if (PEM_write_bio_PrivateKey(mem, pkey, NULL, NULL, 0, NULL, NULL)) {
         BIO_get_mem_ptr(mem, &bm);
         printf("PEM_write_bio_PrivateKey: %s\n",
-               strstr(bm->data, "KMSENV KEYSET") != NULL ? "wrapped"
-                                                         : "LEAK?");
+               strstr(bm->data, "KMSENV KEYSET") != NULL ? "wrapped" : "LEAK?");
         fwrite(bm->data, 1, bm->length, stdout);
     } else
         printf("PEM_write_bio_PrivateKey: refused\n");

@@ -1,6 +1,6 @@
-/* Unit tests for the pure layers (kmsenv_core): encryption context, XAES-256-GCM,
- * records, keysets and the file: keyring. No provider is involved: libctx is
- * NULL, so everything runs on OpenSSL's default provider.
+/* Unit tests for the pure layers (kmsenv_core): encryption context,
+ * XAES-256-GCM, records, keysets and the file: keyring. No provider is
+ * involved: libctx is NULL, so everything runs on OpenSSL's default provider.
  *
  * Every test vector printed in docs/FORMATS.md is checked here byte for byte,
  * twice: against the library, and against an independent reference
@@ -48,20 +48,25 @@
 #define XAES1_K1 "e531954aca063d5b8d9c47a47d4cc6f0"
 #define XAES1_M1 "000158004142434445464748494a4b4c"
 #define XAES1_M2 "000258004142434445464748494a4b4c"
-#define XAES1_KX "c8612c9ed53fe43e8e005b828a1631a0bbcb6ab2f46514ec4f439fcfd0fa969b"
+#define XAES1_KX                                                               \
+    "c8612c9ed53fe43e8e005b828a1631a0bbcb6ab2f46514ec4f439fcfd0fa969b"
 #define XAES1_CT "ce546ef63c9cc60765923609b33a9a1974e96e52daf2fcf7075e2271"
 /* C2SP XAES-256-GCM, K = 03*32, same N, AAD "c2sp.org/XAES-256-GCM" */
 #define XAES3_L "91c08762876dccf9ba204a33768fa5fe"
 #define XAES3_K1 "23810ec50edb99f374409466ed1f4b7b"
-#define XAES3_KX "e9c621d4cdd9b11b00a6427ad7e559aeedd66b3857646677748f8ca796cb3fd8"
+#define XAES3_KX                                                               \
+    "e9c621d4cdd9b11b00a6427ad7e559aeedd66b3857646677748f8ca796cb3fd8"
 #define XAES3_CT "986ec1832593df5443a179437fd083bf3fdb41abd740a21f71eb769d"
 /* C2SP accumulated randomized test, 10 000 iterations */
 #define XAES_SHAKE_FIRST "7f9c2ba4e88f827d616045507605853e"
-#define XAES_ACC_10K "e6b9edf2df6cec60c8cbd864e2211b597fb69a529160cd040d56c0c210081939"
+#define XAES_ACC_10K                                                           \
+    "e6b9edf2df6cec60c8cbd864e2211b597fb69a529160cd040d56c0c210081939"
 
 /* Context: "table=cards,row=42" */
 #define CTX_VEC_TEXT "table=cards,row=42"
-#define CTX_VEC_HEX "00020003726f770002343200057461626c65000563617264" "73"
+#define CTX_VEC_HEX                                                            \
+    "00020003726f770002343200057461626c65000563617264"                         \
+    "73"
 /* Context with escapes: note=a\,b\=c\\d,x=   (value "a,b=c\d", empty x) */
 #define CTX_ESC_TEXT "note=a\\,b\\=c\\\\d,x="
 #define CTX_ESC_HEX "000200046e6f74650007612c623d635c640001780000"
@@ -69,35 +74,36 @@
 #define CTX_EMPTY_HEX "0000"
 
 /* Record vector */
-#define REC_AAD_HEX \
-    "4b450100000001808182838485868788898a8b8c8d8e8f9091929394959697f0" \
-    "f1f2f3f4f5f6f7f8f9fafbfcfdfeff00020003726f770002343200057461626c" \
+#define REC_AAD_HEX                                                            \
+    "4b450100000001808182838485868788898a8b8c8d8e8f9091929394959697f0"         \
+    "f1f2f3f4f5f6f7f8f9fafbfcfdfeff00020003726f770002343200057461626c"         \
     "6500056361726473"
-#define REC_KX_HEX "460c2aa643370400bf3ffae7094a178603fca1b4e7190c1791bfe77bfa5e6121"
-#define REC_HEX \
-    "4b450100000001808182838485868788898a8b8c8d8e8f9091929394959697a2" \
+#define REC_KX_HEX                                                             \
+    "460c2aa643370400bf3ffae7094a178603fca1b4e7190c1791bfe77bfa5e6121"
+#define REC_HEX                                                                \
+    "4b450100000001808182838485868788898a8b8c8d8e8f9091929394959697a2"         \
     "18185f6b16500ca221981c195a90113b10894cc418c0cb50b97cc99b77ba5a"
 
 /* file: keyring vector */
 #define FILE_FP_HEX "f970f15f2534a15411780bc2e4dc8bc9"
-#define FILE_KEKCTX_HEX \
-    "0002000d6b6d73656e763a6b6579736574002066306631663266336634663566" \
-    "36663766386639666166626663666466656666000e6b6d73656e763a70757270" \
+#define FILE_KEKCTX_HEX                                                        \
+    "0002000d6b6d73656e763a6b6579736574002066306631663266336634663566"         \
+    "36663766386639666166626663666466656666000e6b6d73656e763a70757270"         \
     "6f736500066b6579736574"
-#define FILE_BLOB_HEX \
-    "01b0b1b2b3b4b5b6b7b8b9babba674a3d64dd4743b991362fc9659c790349651" \
+#define FILE_BLOB_HEX                                                          \
+    "01b0b1b2b3b4b5b6b7b8b9babba674a3d64dd4743b991362fc9659c790349651"         \
     "f744c9e8d59620faf98b3e5e76c64c8c96499c3870072901a9581c2ffd"
 
 /* Keyset vector (DER) */
-#define KS_HEX \
-    "048201054b4d53454e564b5301f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000000" \
-    "006553f100010000000200020000000102000000006553f10000000002010000" \
-    "00006555428001001466696c653a2f6574632f6b6d73656e762f6b656b10f970" \
-    "f15f2534a15411780bc2e4dc8bc9003d01b0b1b2b3b4b5b6b7b8b9babba674a3" \
-    "d64dd4743b991362fc9659c790349651f744c9e8d59620faf98b3e5e76c64c8c" \
-    "96499c3870072901a9581c2ffda0a1a2a3a4a5a6a7a8a9aaabd78e043ce6ee9a" \
-    "2a71664bf585b13ef9ff06e7d4f87a933afac5f481f5df60e77ab65060e47502" \
-    "86c07382b572c109e6d27d3555dfcc2427e249a7de4de3ebaf626bf35bf6925f" \
+#define KS_HEX                                                                 \
+    "048201054b4d53454e564b5301f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000000"         \
+    "006553f100010000000200020000000102000000006553f10000000002010000"         \
+    "00006555428001001466696c653a2f6574632f6b6d73656e762f6b656b10f970"         \
+    "f15f2534a15411780bc2e4dc8bc9003d01b0b1b2b3b4b5b6b7b8b9babba674a3"         \
+    "d64dd4743b991362fc9659c790349651f744c9e8d59620faf98b3e5e76c64c8c"         \
+    "96499c3870072901a9581c2ffda0a1a2a3a4a5a6a7a8a9aaabd78e043ce6ee9a"         \
+    "2a71664bf585b13ef9ff06e7d4f87a933afac5f481f5df60e77ab65060e47502"         \
+    "86c07382b572c109e6d27d3555dfcc2427e249a7de4de3ebaf626bf35bf6925f"         \
     "40ef0db5705e887f85"
 
 /* ------------------------------------------------------------------------ */
@@ -118,8 +124,8 @@ static void dump_errors(void)
     }
 }
 
-__attribute__((format(printf, 3, 4))) static int
-check_at(int ok, int line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int check_at(int ok, int line,
+                                                          const char *fmt, ...)
 {
     va_list ap;
 
@@ -243,7 +249,8 @@ static int vec_at(int line, const char *name, const unsigned char *got,
     free(h);
     return check_at(ok, line, "vector %s", name);
 }
-#define VEC(name, got, len, expect) vec_at(__LINE__, (name), (got), (len), (expect))
+#define VEC(name, got, len, expect)                                            \
+    vec_at(__LINE__, (name), (got), (len), (expect))
 
 static void fill(unsigned char *p, unsigned start, size_t n)
 {
@@ -257,14 +264,14 @@ static void fill(unsigned char *p, unsigned start, size_t n)
 /* Fixed inputs of the FORMATS.md vectors                                    */
 /* ------------------------------------------------------------------------ */
 
-static unsigned char V_KEY1[32];     /* 00 01 .. 1f: data key of version 1 */
-static unsigned char V_KEY2[32];     /* 20 21 .. 3f: data key of version 2 */
-static unsigned char V_KSK[32];      /* 40 41 .. 5f: keyset key */
-static unsigned char V_KEK[32];      /* 60 61 .. 7f: file: KEK */
-static unsigned char V_REC_NONCE[24]; /* 80 81 .. 97 */
-static unsigned char V_SEAL_NONCE[12]; /* a0 a1 .. ab */
-static unsigned char V_WRAP_NONCE[12]; /* b0 b1 .. bb */
-static unsigned char V_KSID[16];     /* f0 f1 .. ff */
+static unsigned char V_KEY1[32];        /* 00 01 .. 1f: data key of version 1 */
+static unsigned char V_KEY2[32];        /* 20 21 .. 3f: data key of version 2 */
+static unsigned char V_KSK[32];         /* 40 41 .. 5f: keyset key */
+static unsigned char V_KEK[32];         /* 60 61 .. 7f: file: KEK */
+static unsigned char V_REC_NONCE[24];   /* 80 81 .. 97 */
+static unsigned char V_SEAL_NONCE[12];  /* a0 a1 .. ab */
+static unsigned char V_WRAP_NONCE[12];  /* b0 b1 .. bb */
+static unsigned char V_KSID[16];        /* f0 f1 .. ff */
 #define V_CREATED1 UINT64_C(1700000000) /* 2023-11-14T22:13:20Z */
 #define V_CREATED2 UINT64_C(1700086400) /* one day later */
 #define V_SPEC "file:/etc/kmsenv/kek"
@@ -345,7 +352,8 @@ static void ref_aes(const unsigned char key[32], const unsigned char *in,
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     int outl = 0;
 
-    if (c == NULL || !EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key, NULL, NULL) ||
+    if (c == NULL ||
+        !EVP_EncryptInit_ex2(c, EVP_aes_256_ecb(), key, NULL, NULL) ||
         !EVP_CIPHER_CTX_set_padding(c, 0) ||
         !EVP_EncryptUpdate(c, out, &outl, in, len) || outl != len) {
         fprintf(stderr, "AES-256-ECB failed\n");
@@ -421,10 +429,10 @@ static void ref_ctx(BUF *b, const char *const *kv, size_t npairs)
 
 /* Record: "KE" 01 | version | nonce | ct | tag. Returns the AAD and Kx too. */
 static void ref_record(const unsigned char vkey[32], uint32_t version,
-                       const unsigned char ksid[16], const unsigned char *ctxenc,
-                       size_t ctxlen, const unsigned char nonce[24],
-                       const unsigned char *pt, size_t ptlen, BUF *rec,
-                       BUF *aad, unsigned char kx[32])
+                       const unsigned char ksid[16],
+                       const unsigned char *ctxenc, size_t ctxlen,
+                       const unsigned char nonce[24], const unsigned char *pt,
+                       size_t ptlen, BUF *rec, BUF *aad, unsigned char kx[32])
 {
     unsigned char l[16], k1[16], m1[16], m2[16], tag[16];
     unsigned char *ct = xmalloc(ptlen);
@@ -560,13 +568,15 @@ static void ref_keyset(const KSDESC *d, BUF *der)
     b_u64(&body, d->created);
     b_u8(&body, d->alg);
     b_u32(&body, d->primary);
-    b_u16(&body, (unsigned)(d->nver_field >= 0 ? (size_t)d->nver_field : d->nver));
+    b_u16(&body,
+          (unsigned)(d->nver_field >= 0 ? (size_t)d->nver_field : d->nver));
     for (i = 0; i < d->nver; i++) {
         b_u32(&body, d->ver[i].id);
         b_u8(&body, d->ver[i].state);
         b_u64(&body, d->ver[i].created);
     }
-    b_u8(&body, (unsigned)(d->nwrap_field >= 0 ? (size_t)d->nwrap_field : d->nwrap));
+    b_u8(&body,
+         (unsigned)(d->nwrap_field >= 0 ? (size_t)d->nwrap_field : d->nwrap));
     for (i = 0; i < d->nwrap; i++) {
         b_u16(&body, (unsigned)d->wrap[i].speclen);
         b_put(&body, d->wrap[i].spec, d->wrap[i].speclen);
@@ -618,8 +628,8 @@ static int write_file(const char *path, const void *data, size_t len,
     return 1;
 }
 
-static const char *const tmp_files[] = {"kek", "kek2", "kek-0640", "kek-0604",
-                                        "kek-short", "kek-long", "missing"};
+static const char *const tmp_files[] = {
+    "kek", "kek2", "kek-0640", "kek-0604", "kek-short", "kek-long", "missing"};
 
 static void tmp_cleanup(void)
 {
@@ -920,7 +930,8 @@ static void test_context(void)
     VEC("empty context", w.p, w.len, CTX_EMPTY_HEX);
     kmsenv_wr_free(&w);
     kmsenv_ctx_init(&c);
-    CHECK(kmsenv_ctx_parse(&c, NULL) && c.n == 0, "context: NULL text is empty");
+    CHECK(kmsenv_ctx_parse(&c, NULL) && c.n == 0,
+          "context: NULL text is empty");
     kmsenv_ctx_free(&c);
 
     /* order independence */
@@ -942,41 +953,65 @@ static void test_context(void)
     kmsenv_wr_free(&w);
     kmsenv_ctx_free(&c);
 
+    /* a failed parse changes nothing, even after valid leading pairs */
+    kmsenv_ctx_init(&c);
+    CHECK(kmsenv_ctx_parse(&c, "t=1") && !kmsenv_ctx_parse(&c, "x=1,bad") &&
+              c.n == 1 && strcmp(c.pairs[0].key, "t") == 0,
+          "context: failed parse is all or nothing");
+    ERR_clear_error();
+    kmsenv_ctx_free(&c);
+
     /* bytewise order: 'B' (42) < 'a' (61) < "ab" < UTF-8 "\xc3\xa9" */
     a = ctx_hex("\xc3\xa9=4,ab=3,a=2,B=1");
     CHECK(a != NULL && strcmp(a, "0004"
-                                 "000142" "000131"
-                                 "000161" "000132"
-                                 "00026162" "000133"
-                                 "0002c3a9" "000134") == 0,
+                                 "000142"
+                                 "000131"
+                                 "000161"
+                                 "000132"
+                                 "00026162"
+                                 "000133"
+                                 "0002c3a9"
+                                 "000134") == 0,
           "context: keys sort bytewise (unsigned), prefix first");
     free(a);
 
     /* escapes */
     a = ctx_hex("k\\,1=v\\=x\\\\y");
-    CHECK(a != NULL && strcmp(a, "0001" "00036b2c31" "0005763d785c79") == 0,
+    CHECK(a != NULL && strcmp(a, "0001"
+                                 "00036b2c31"
+                                 "0005763d785c79") == 0,
           "context: \\, \\= \\\\ escapes in keys and values");
     free(a);
     a = ctx_hex("k=\\q");
-    CHECK(a != NULL && strcmp(a, "0001" "00016b" "000171") == 0,
+    CHECK(a != NULL && strcmp(a, "0001"
+                                 "00016b"
+                                 "000171") == 0,
           "context: backslash before any other character yields it literally");
     free(a);
     a = ctx_hex("a=b=c");
-    CHECK(a != NULL && strcmp(a, "0001" "000161" "0003623d63") == 0,
+    CHECK(a != NULL && strcmp(a, "0001"
+                                 "000161"
+                                 "0003623d63") == 0,
           "context: unescaped '=' inside a value is part of the value");
     free(a);
     a = ctx_hex("a=");
-    CHECK(a != NULL && strcmp(a, "0001" "000161" "0000") == 0,
+    CHECK(a != NULL && strcmp(a, "0001"
+                                 "000161"
+                                 "0000") == 0,
           "context: empty value allowed");
     free(a);
     a = ctx_hex("a b= c ");
-    CHECK(a != NULL && strcmp(a, "0001" "0003612062" "0003206320") == 0,
+    CHECK(a != NULL && strcmp(a, "0001"
+                                 "0003612062"
+                                 "0003206320") == 0,
           "context: whitespace is significant");
     free(a);
 
     /* duplicates */
     a = ctx_hex("a=1,a=1");
-    CHECK(a != NULL && strcmp(a, "0001" "000161" "000131") == 0,
+    CHECK(a != NULL && strcmp(a, "0001"
+                                 "000161"
+                                 "000131") == 0,
           "context: duplicate key with the same value is one pair");
     free(a);
     CHECK(ctx_rejects("a=1,a=2"), "context: duplicate key with another value");
@@ -1095,9 +1130,10 @@ static void test_record_vector(void)
     ok = ok && !kmsenv_record_open(&rk, V_KSID, w.p, w.len, rec2, reclen, out,
                                    &outlen);
     ERR_clear_error();
-    ok = ok && kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, V_REC_NONCE,
-                                  (const unsigned char *)V_PLAINTEXT, 16, rec2,
-                                  &reclen) &&
+    ok = ok &&
+         kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, V_REC_NONCE,
+                            (const unsigned char *)V_PLAINTEXT, 16, rec2,
+                            &reclen) &&
          memcmp(rec2, rec, reclen) == 0 &&
          kmsenv_record_open(&rk, V_KSID, w.p, w.len, rec2, reclen, out,
                             &outlen) &&
@@ -1146,8 +1182,8 @@ static void test_record_context_sizes(void)
             ref_record(V_KEY1, 1, V_KSID, w.p, w.len, V_REC_NONCE,
                        (const unsigned char *)V_PLAINTEXT, 16, &ref, &aad, kx);
             ok = kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, V_REC_NONCE,
-                                    (const unsigned char *)V_PLAINTEXT, 16,
-                                    rec, &reclen) &&
+                                    (const unsigned char *)V_PLAINTEXT, 16, rec,
+                                    &reclen) &&
                  reclen == ref.len && memcmp(rec, ref.p, reclen) == 0 &&
                  kmsenv_record_open(&rk, V_KSID, w.p, w.len, rec, reclen, out,
                                     &outlen) &&
@@ -1159,8 +1195,9 @@ static void test_record_context_sizes(void)
                 ERR_clear_error();
             }
         }
-        CHECK(ok, "record: %zu-byte context encoding (AAD %zu bytes) matches "
-                  "the reference",
+        CHECK(ok,
+              "record: %zu-byte context encoding (AAD %zu bytes) matches "
+              "the reference",
               w.len, 47 + w.len);
         b_free(&ref);
         b_free(&aad);
@@ -1192,20 +1229,20 @@ static void test_record_roundtrips(void)
         int ok;
 
         RAND_bytes(pt, (int)(n > 0 ? n : 1));
-        ok = kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, NULL, pt, n,
-                                r1, &l1) &&
-             kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, NULL, pt, n,
-                                r2, &l2);
+        ok = kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, NULL, pt, n, r1,
+                                &l1) &&
+             kmsenv_record_seal(&rk, NULL, V_KSID, w.p, w.len, NULL, pt, n, r2,
+                                &l2);
         CHECK(ok && l1 == n + KMSENV_REC_OVERHEAD && l2 == l1 &&
                   memcmp(r1, "KE\x01\x00\x00\x00\x07", 7) == 0,
               "record: seal %zu bytes (length %zu = n + 47, header)", n, l1);
         CHECK(ok && memcmp(r1 + 7, r2 + 7, 24) != 0,
               "record: %zu bytes: two seals use different random nonces", n);
-        CHECK(ok && kmsenv_record_peek(r1, l1, &v) && v == 7 &&
-                  kmsenv_record_open(&rk, V_KSID, w.p, w.len, r1, l1, out,
-                                     &ol) &&
-                  ol == n && (n == 0 || memcmp(out, pt, n) == 0),
-              "record: %zu bytes round trip", n);
+        CHECK(
+            ok && kmsenv_record_peek(r1, l1, &v) && v == 7 &&
+                kmsenv_record_open(&rk, V_KSID, w.p, w.len, r1, l1, out, &ol) &&
+                ol == n && (n == 0 || memcmp(out, pt, n) == 0),
+            "record: %zu bytes round trip", n);
         free(pt);
         free(r1);
         free(r2);
@@ -1240,14 +1277,16 @@ static void test_record_tamper(void)
         memcpy(bad, rec, reclen);
         bad[i] ^= 0x01;
         memset(out, 0xee, sizeof(out));
-        if (kmsenv_record_open(&rk, V_KSID, w.p, w.len, bad, reclen, out, &ol)) {
+        if (kmsenv_record_open(&rk, V_KSID, w.p, w.len, bad, reclen, out,
+                               &ol)) {
             printf("#   flip of byte %zu was accepted\n", i);
             all = 0;
         }
         ERR_clear_error();
     }
-    CHECK(all, "record: every single-byte flip (xor 0x01) of a %zu-byte "
-               "record fails to open",
+    CHECK(all,
+          "record: every single-byte flip (xor 0x01) of a %zu-byte "
+          "record fails to open",
           reclen);
 
     all = 1;
@@ -1517,8 +1556,7 @@ static void test_file_keyring(void)
                  kek_path, tmpdir);
         CHECK(kmsenv_keyring_unwrap(NULL, wraps, nwraps, redirect, &kc, 32,
                                     &out, "failover") &&
-                  memcmp(out.data, dk.data, 32) == 0 &&
-                  ERR_peek_error() == 0,
+                  memcmp(out.data, dk.data, 32) == 0 && ERR_peek_error() == 0,
               "file: unwrap fails over to the second copy, clean error queue");
         kmsenv_secret_free(&out);
     }
@@ -1697,8 +1735,8 @@ static void test_keyset_vector(void)
               ks.ver[1].created == V_CREATED2 && ks.nwrap == 1 &&
               strcmp(ks.wrap[0].spec, V_SPEC) == 0 && ks.wrap[0].fplen == 16 &&
               memcmp(ks.wrap[0].fp, v_fp, 16) == 0 &&
-              ks.wrap[0].bloblen == v_bloblen &&
-              ks.aadlen == vlen - 4 - 92 && ks.sealedlen == 92,
+              ks.wrap[0].bloblen == v_bloblen && ks.aadlen == vlen - 4 - 92 &&
+              ks.sealedlen == 92,
           "keyset: vector decodes to the documented fields");
     if (!ok)
         goto end;
@@ -1712,8 +1750,10 @@ static void test_keyset_vector(void)
     {
         KMSENV_SECRET k2 = {NULL, 0};
 
-        snprintf(redirect, sizeof(redirect), "file:/elsewhere=file:/nope; "
-                 "*=file:%s", kek_path);
+        snprintf(redirect, sizeof(redirect),
+                 "file:/elsewhere=file:/nope; "
+                 "*=file:%s",
+                 kek_path);
         ok = ok && kmsenv_keyring_keyset_context(&kc, ks.id, "keyset") &&
              kmsenv_keyring_unwrap(NULL, ks.wrap, ks.nwrap, redirect, &kc, 32,
                                    &k2, "vector") &&
@@ -1723,8 +1763,9 @@ static void test_keyset_vector(void)
         CHECK(ok, "keyset: redirect '*=TO' maps every recorded KEK");
         snprintf(redirect, sizeof(redirect), "*=file:%s", kek2_path);
         ok = ok && kmsenv_keyring_keyset_context(&kc, ks.id, "keyset");
-        CHECK(ok && !kmsenv_keyring_unwrap(NULL, ks.wrap, ks.nwrap, redirect,
-                                           &kc, 32, &k2, "vector") &&
+        CHECK(ok &&
+                  !kmsenv_keyring_unwrap(NULL, ks.wrap, ks.nwrap, redirect, &kc,
+                                         32, &k2, "vector") &&
                   saw_reason(KMSENV_R_WRONG_KEK),
               "keyset: redirect '*=' to another KEK gives WRONG_KEK");
         kmsenv_ctx_free(&kc);
@@ -1750,8 +1791,9 @@ static void test_keyset_vector(void)
              kmsenv_rec_key_init(&rk, NULL, ks.ver[idx].id, &x) &&
              ctx_enc(CTX_VEC_TEXT, &w);
         kmsenv_xaes_cleanup(&x);
-        CHECK(ok && kmsenv_record_open(&rk, ks.id, w.p, w.len, rec, reclen,
-                                       rec_pt, &ol) &&
+        CHECK(ok &&
+                  kmsenv_record_open(&rk, ks.id, w.p, w.len, rec, reclen,
+                                     rec_pt, &ol) &&
                   ol == 16 && memcmp(rec_pt, V_PLAINTEXT, 16) == 0,
               "keyset + record vectors: version 1 of the keyset opens the "
               "record");
@@ -1775,7 +1817,8 @@ static void test_keyset_vector(void)
           "keyset: unseal under another KSK fails (KEYSET_TAMPERED)");
     ERR_clear_error();
     kmsenv_secret_free(&ks2.ksk);
-    CHECK(set_secret(&ks2.ksk, V_KSK, 32) && kmsenv_keyset_unseal(&ks2, NULL, "v"),
+    CHECK(set_secret(&ks2.ksk, V_KSK, 32) &&
+              kmsenv_keyset_unseal(&ks2, NULL, "v"),
           "keyset: a failed unseal can be retried with the right KSK");
     kmsenv_keyset_free(&ks2);
 
@@ -1807,8 +1850,9 @@ static void test_keyset_tamper(void)
         }
         ERR_clear_error();
     }
-    CHECK(all, "keyset: every single-byte flip of the %zu-byte vector fails "
-               "decode or unseal",
+    CHECK(all,
+          "keyset: every single-byte flip of the %zu-byte vector fails "
+          "decode or unseal",
           len);
 
     all = 1;
@@ -1891,8 +1935,8 @@ static void test_keyset_validation(void)
     /* a small keyset (body < 128 bytes) uses the short DER form */
     {
         static const RVER one[1] = {{1, KMSENV_STATE_PRIMARY, 0}};
-        static const RWRAP w1 = {"x", 1, NULL, 0,
-                                 (const unsigned char *)"b", 1};
+        static const RWRAP w1 = {"x", 1, NULL, 0, (const unsigned char *)"b",
+                                 1};
         BUF der = {0};
         KMSENV_KEYSET ks;
         d = vector_desc();
@@ -1998,8 +2042,7 @@ static void test_keyset_validation(void)
     d.sealed_adjust = 1;
     CHECK(DESC_REJECTED(d), "keyset validation: sealed section one byte long");
     d.sealed_adjust = -1;
-    CHECK(DESC_REJECTED(d),
-          "keyset validation: sealed section one byte short");
+    CHECK(DESC_REJECTED(d), "keyset validation: sealed section one byte short");
     d.sealed_adjust = 32;
     CHECK(DESC_REJECTED(d),
           "keyset validation: sealed section with an extra key");
@@ -2061,8 +2104,7 @@ static void test_keyset_rules(void)
         goto end;
     CHECK(kmsenv_keyset_add_version(&ks, NULL, NULL, 200) && ks.nver == 2 &&
               ks.ver[1].id == 2 && ks.ver[1].state == KMSENV_STATE_PRIMARY &&
-              ks.primary == 2 &&
-              ks.ver[0].state == KMSENV_STATE_DECRYPT_ONLY &&
+              ks.primary == 2 && ks.ver[0].state == KMSENV_STATE_DECRYPT_ONLY &&
               memcmp(kmsenv_keyset_key(&ks, 0), kmsenv_keyset_key(&ks, 1),
                      32) != 0,
           "keyset rules: rotate adds v2 as primary, demotes v1 to "
@@ -2117,7 +2159,8 @@ static void test_keyset_rules(void)
                   KMSENV_STATE_DECRYPT_ONLY &&
               kmsenv_state_from_name("disabled") == KMSENV_STATE_DISABLED &&
               kmsenv_state_from_name("enabled") == 0 &&
-              strcmp(kmsenv_state_name(KMSENV_STATE_DISABLED), "disabled") == 0 &&
+              strcmp(kmsenv_state_name(KMSENV_STATE_DISABLED), "disabled") ==
+                  0 &&
               strcmp(kmsenv_state_name(0), "invalid") == 0,
           "keyset rules: state names");
 end:
@@ -2267,15 +2310,24 @@ static void test_doc_vectors(void)
     static const struct {
         const char *name, *hex;
     } v[] = {
-        {"XAES1_L", XAES1_L},       {"XAES1_K1", XAES1_K1},
-        {"XAES1_KX", XAES1_KX},     {"XAES1_CT", XAES1_CT},
-        {"XAES3_L", XAES3_L},       {"XAES3_K1", XAES3_K1},
-        {"XAES3_KX", XAES3_KX},     {"XAES3_CT", XAES3_CT},
-        {"XAES_ACC_10K", XAES_ACC_10K}, {"CTX_VEC_HEX", CTX_VEC_HEX},
-        {"CTX_ESC_HEX", CTX_ESC_HEX}, {"REC_AAD_HEX", REC_AAD_HEX},
-        {"REC_KX_HEX", REC_KX_HEX}, {"REC_HEX", REC_HEX},
-        {"FILE_FP_HEX", FILE_FP_HEX}, {"FILE_KEKCTX_HEX", FILE_KEKCTX_HEX},
-        {"FILE_BLOB_HEX", FILE_BLOB_HEX}, {"KS_HEX", KS_HEX},
+        {"XAES1_L", XAES1_L},
+        {"XAES1_K1", XAES1_K1},
+        {"XAES1_KX", XAES1_KX},
+        {"XAES1_CT", XAES1_CT},
+        {"XAES3_L", XAES3_L},
+        {"XAES3_K1", XAES3_K1},
+        {"XAES3_KX", XAES3_KX},
+        {"XAES3_CT", XAES3_CT},
+        {"XAES_ACC_10K", XAES_ACC_10K},
+        {"CTX_VEC_HEX", CTX_VEC_HEX},
+        {"CTX_ESC_HEX", CTX_ESC_HEX},
+        {"REC_AAD_HEX", REC_AAD_HEX},
+        {"REC_KX_HEX", REC_KX_HEX},
+        {"REC_HEX", REC_HEX},
+        {"FILE_FP_HEX", FILE_FP_HEX},
+        {"FILE_KEKCTX_HEX", FILE_KEKCTX_HEX},
+        {"FILE_BLOB_HEX", FILE_BLOB_HEX},
+        {"KS_HEX", KS_HEX},
     };
     char *doc = read_doc();
     size_t i;
