@@ -40,12 +40,21 @@ isnt($rc, 0, 'wrong KEK fails');
 like($err, qr/wrapped under KEK [0-9a-f]{32} \(file:\Q$d\E\/kek\), configured file:\Q$d\E\/kek is KEK [0-9a-f]{32}/,
     'error names both fingerprints');
 
+# The same through a DER file and the kmsenv: store.
+spurt("$d/k.der", $der);
+($rc, $out, $err) = load("$d/k.der");
+like($err, qr/wrapped under KEK [0-9a-f]{32}/, 'DER file: wrong KEK error names the fingerprints');
+($rc, $out, $err) = ossl('pkey', '-in', "kmsenv:$d/k.der", '-noout');
+like($err, qr/wrapped under KEK [0-9a-f]{32}/, 'kmsenv: URI: wrong KEK error names the fingerprints');
+
 # Missing KEK.
 unlink("$d/kek");
 ($rc, $out, $err) = load("$d/k.pem");
 isnt($rc, 0, 'missing KEK fails');
 like($err, qr/KEK file \Q$d\E\/kek: No such file/, '... naming the KEK file');
 like($err, qr/keyset [0-9a-f]{16}.*none of its 1 wrapped key copy could be unwrapped/, '... and the keyset');
+($rc, $out, $err) = load("$d/k.der");
+like($err, qr/KEK file \Q$d\E\/kek: No such file/, 'DER file: missing KEK is named');
 
 # Redirect: the KEK moved; config points the recorded path at the new one.
 ($rc, $out, $err) = load("$d/k.pem", KMSENV_REDIRECT => "file:$d/kek=file:$d/kek.real");

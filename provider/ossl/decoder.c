@@ -19,6 +19,7 @@
 static OSSL_FUNC_decoder_newctx_fn dec_newctx;
 static OSSL_FUNC_decoder_freectx_fn dec_freectx;
 static OSSL_FUNC_decoder_decode_fn pem2der_decode;
+static OSSL_FUNC_decoder_decode_fn der2der_decode;
 static OSSL_FUNC_decoder_decode_fn der2keyset_decode;
 static OSSL_FUNC_decoder_does_selection_fn der2keyset_does_selection;
 
@@ -195,6 +196,59 @@ const OSSL_DISPATCH kmsenv_pem2der_decoder_functions[] = {
     {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))dec_newctx},
     {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))dec_freectx},
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))pem2der_decode},
+    {0, NULL}};
+
+/* DER keyset files through OpenSSL's file: store get the same early load
+ * as PEM, so that a failure keeps its errors. The DER is passed on with no
+ * structure (the store's next step takes none); when the same bytes come
+ * back to this decoder while the handoff holds them, they are left alone. */
+static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
+                          OSSL_CALLBACK *data_cb, void *data_cbarg,
+                          OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    KMSENV_PROV *prov = ctx;
+    KMSENV_KEYOBJ *k;
+    unsigned char *buf = NULL;
+    long len;
+    int ok = 1;
+
+    if (!der2keyset_does_selection(prov, selection))
+        return 1;
+    len = read_all(prov, cin, &buf);
+    if (len < 0)
+        return 0;
+    if (!kmsenv_keyset_sniff(buf, (size_t)len) ||
+        (handoff.k != NULL && handoff.len == (size_t)len &&
+         memcmp(handoff.der, buf, (size_t)len) == 0))
+        goto end;
+    k = kmsenv_keyobj_load(prov, buf, (size_t)len, NULL, NULL);
+    if (k == NULL) {
+        ok = 0; /* ours, unusable: stop here, errors kept */
+    } else {
+        OSSL_PARAM params[3];
+
+        kmsenv_keyobj_free(handoff.k);
+        handoff.k = k;
+        handoff.der = buf;
+        handoff.len = (size_t)len;
+        params[0] = OSSL_PARAM_construct_utf8_string(
+            OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
+        params[1] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
+                                                      buf, (size_t)len);
+        params[2] = OSSL_PARAM_construct_end();
+        ok = data_cb(params, data_cbarg);
+        kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
+        handoff.k = NULL;
+    }
+end:
+    OPENSSL_free(buf);
+    return ok;
+}
+
+const OSSL_DISPATCH kmsenv_der2der_decoder_functions[] = {
+    {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))dec_newctx},
+    {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))dec_freectx},
+    {OSSL_FUNC_DECODER_DECODE, (void (*)(void))der2der_decode},
     {0, NULL}};
 
 const OSSL_DISPATCH kmsenv_der2keyset_decoder_functions[] = {

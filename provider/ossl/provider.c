@@ -34,6 +34,8 @@ static const OSSL_ALGORITHM asym_ciphers[] = {
 static const OSSL_ALGORITHM decoders[] = {
     {"DER", PROPS ",input=pem", kmsenv_pem2der_decoder_functions,
      "kmsenv PEM labels to DER"},
+    {"DER", PROPS ",input=der", kmsenv_der2der_decoder_functions,
+     "kmsenv DER keyset, loaded early so that errors survive"},
     {KMSENV_KEYSET_NAME, PROPS ",input=der,structure=" KMSENV_KEYSET_STRUCTURE,
      kmsenv_der2keyset_decoder_functions, "kmsenv keyset (unwraps once)"},
     {NULL, NULL, NULL, NULL}};

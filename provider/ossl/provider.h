@@ -24,6 +24,7 @@ typedef struct {
 extern const OSSL_DISPATCH kmsenv_keyset_keymgmt_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset_asym_cipher_functions[];
 extern const OSSL_DISPATCH kmsenv_pem2der_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_der2der_decoder_functions[];
 extern const OSSL_DISPATCH kmsenv_der2keyset_decoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2pem_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2der_encoder_functions[];
