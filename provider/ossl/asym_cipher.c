@@ -120,12 +120,12 @@ static int select_version(REC_CTX *c, int for_encrypt, uint32_t version)
         return 0;
     if (for_encrypt)
         version = k->ks.primary;
+    /* Every change of versions or states bumps the generation, so a cached
+     * key of the same generation was found and enabled when cached. */
     if (c->rk_valid && c->rk.version == version &&
         c->rk_generation == k->generation) {
-        idx = kmsenv_keyset_find(&k->ks, version);
-        ok = idx >= 0 && k->ks.ver[idx].state != KMSENV_STATE_DISABLED;
-        if (ok)
-            goto done;
+        ok = 1;
+        goto done;
     }
     idx = kmsenv_keyset_find(&k->ks, version);
     if (idx < 0) {

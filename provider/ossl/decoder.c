@@ -93,16 +93,59 @@ static _Thread_local struct {
     size_t len;
 } handoff;
 
+static int handoff_holds(const unsigned char *der, size_t len)
+{
+    return handoff.k != NULL && handoff.len == len &&
+           memcmp(handoff.der, der, len) == 0;
+}
+
 static KMSENV_KEYOBJ *take_handoff(KMSENV_PROV *prov, const unsigned char *der,
                                    size_t len)
 {
     KMSENV_KEYOBJ *k = handoff.k;
 
-    if (k == NULL || k->prov != prov || handoff.len != len ||
-        memcmp(handoff.der, der, len) != 0)
+    if (!handoff_holds(der, len) || k->prov != prov)
         return NULL;
     handoff.k = NULL;
     return k;
+}
+
+/* Passes a keyset's DER to the next decoder (structure may be NULL). */
+static int pass_on(const unsigned char *der, size_t len, const char *structure,
+                   OSSL_CALLBACK *data_cb, void *data_cbarg)
+{
+    OSSL_PARAM params[4], *p = params;
+
+    *p++ = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+                                            (char *)KMSENV_KEYSET_NAME, 0);
+    if (structure != NULL)
+        *p++ = OSSL_PARAM_construct_utf8_string(
+            OSSL_OBJECT_PARAM_DATA_STRUCTURE, (char *)structure, 0);
+    *p++ = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
+                                             (void *)der, len);
+    *p = OSSL_PARAM_construct_end();
+    return data_cb(params, data_cbarg);
+}
+
+/* Loads a keyset early, parks it in the handoff and passes its DER on.
+ * Returns 0 with our errors kept if the keyset cannot be loaded. */
+static int load_and_pass_on(KMSENV_PROV *prov, const unsigned char *der,
+                            size_t len, const char *structure,
+                            OSSL_CALLBACK *data_cb, void *data_cbarg)
+{
+    KMSENV_KEYOBJ *k = kmsenv_keyobj_load(prov, der, len, NULL, NULL);
+    int ok;
+
+    if (k == NULL)
+        return 0;
+    kmsenv_keyobj_free(handoff.k);
+    handoff.k = k;
+    handoff.der = der;
+    handoff.len = len;
+    ok = pass_on(der, len, structure, data_cb, data_cbarg);
+    kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
+    handoff.k = NULL;
+    return ok;
 }
 
 /* For private-key requests the keyset is loaded here (see above); other
@@ -125,37 +168,14 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     ERR_pop_to_mark();
     BIO_free(in);
     if (r > 0 && strcmp(name, KMSENV_KEYSET_PEM_LABEL) == 0) {
-        OSSL_PARAM params[4];
-        KMSENV_KEYOBJ *k = NULL;
-
         if (der2keyset_does_selection(prov, selection) &&
-            kmsenv_keyset_sniff(der, (size_t)derlen)) {
-            k = kmsenv_keyobj_load(prov, der, (size_t)derlen, NULL, NULL);
-            if (k == NULL) {
-                ok = 0; /* ours, unusable: stop here, errors kept */
-                goto end;
-            }
-            kmsenv_keyobj_free(handoff.k);
-            handoff.k = k;
-            handoff.der = der;
-            handoff.len = (size_t)derlen;
-        }
-
-        params[0] = OSSL_PARAM_construct_utf8_string(
-            OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
-        params[1] = OSSL_PARAM_construct_utf8_string(
-            OSSL_OBJECT_PARAM_DATA_STRUCTURE, (char *)KMSENV_KEYSET_STRUCTURE,
-            0);
-        params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
-                                                      der, (size_t)derlen);
-        params[3] = OSSL_PARAM_construct_end();
-        ok = data_cb(params, data_cbarg);
-        if (k != NULL) {
-            kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
-            handoff.k = NULL;
-        }
+            kmsenv_keyset_sniff(der, (size_t)derlen))
+            ok = load_and_pass_on(prov, der, (size_t)derlen,
+                                  KMSENV_KEYSET_STRUCTURE, data_cb, data_cbarg);
+        else
+            ok = pass_on(der, (size_t)derlen, KMSENV_KEYSET_STRUCTURE, data_cb,
+                         data_cbarg);
     }
-end:
     /* Other labels: not ours, come back empty-handed (not an error). */
     OPENSSL_free(name);
     OPENSSL_free(header);
@@ -207,7 +227,6 @@ static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                           OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     KMSENV_PROV *prov = ctx;
-    KMSENV_KEYOBJ *k;
     unsigned char *buf = NULL;
     long len;
     int ok = 1;
@@ -217,30 +236,10 @@ static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     len = read_all(prov, cin, &buf);
     if (len < 0)
         return 0;
-    if (!kmsenv_keyset_sniff(buf, (size_t)len) ||
-        (handoff.k != NULL && handoff.len == (size_t)len &&
-         memcmp(handoff.der, buf, (size_t)len) == 0))
-        goto end;
-    k = kmsenv_keyobj_load(prov, buf, (size_t)len, NULL, NULL);
-    if (k == NULL) {
-        ok = 0; /* ours, unusable: stop here, errors kept */
-    } else {
-        OSSL_PARAM params[3];
-
-        kmsenv_keyobj_free(handoff.k);
-        handoff.k = k;
-        handoff.der = buf;
-        handoff.len = (size_t)len;
-        params[0] = OSSL_PARAM_construct_utf8_string(
-            OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
-        params[1] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA,
-                                                      buf, (size_t)len);
-        params[2] = OSSL_PARAM_construct_end();
-        ok = data_cb(params, data_cbarg);
-        kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
-        handoff.k = NULL;
-    }
-end:
+    if (kmsenv_keyset_sniff(buf, (size_t)len) &&
+        !handoff_holds(buf, (size_t)len))
+        ok =
+            load_and_pass_on(prov, buf, (size_t)len, NULL, data_cb, data_cbarg);
     OPENSSL_free(buf);
     return ok;
 }
