@@ -34,7 +34,7 @@ typedef struct {
  * that KEK's keyring produced. */
 typedef struct {
     char *spec;
-    unsigned char fp[64];
+    unsigned char fp[255]; /* fp_len is a u8 on disk */
     size_t fplen;
     unsigned char *blob;
     size_t bloblen;

@@ -109,14 +109,14 @@ static int fingerprint(FILE_KEK *f)
     return 1;
 }
 
-static KMSENV_KEK *file_open(OSSL_LIB_CTX *libctx, const char *spec)
+static KMSENV_KEK *file_open(const KMSENV_KMS_ENV *env, const char *spec)
 {
     FILE_KEK *f = OPENSSL_zalloc(sizeof(*f));
 
     if (f == NULL)
         return NULL;
     f->base.meth = &kmsenv_file_kek_method;
-    f->libctx = libctx;
+    f->libctx = env->libctx;
     f->base.spec = OPENSSL_strdup(spec);
     if (f->base.spec == NULL)
         goto err;

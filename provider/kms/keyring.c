@@ -10,7 +10,10 @@
 
 static const KMSENV_KEK_METHOD *const methods[] = {
     &kmsenv_file_kek_method,
+    &kmsenv_aws_kek_method,
 };
+
+static const KMSENV_KMS_ENV default_env = {NULL, NULL, NULL};
 
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen)
@@ -33,18 +36,22 @@ void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
     }
 }
 
-static KMSENV_KEK *kek_open(OSSL_LIB_CTX *libctx, const char *spec)
+static KMSENV_KEK *kek_open(const KMSENV_KMS_ENV *env, const char *spec)
 {
     size_t i;
     const char *colon = strchr(spec, ':');
 
+    if (env == NULL)
+        env = &default_env;
     if (colon != NULL)
         for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
             if (strlen(methods[i]->scheme) == (size_t)(colon - spec) &&
                 strncmp(spec, methods[i]->scheme, (size_t)(colon - spec)) == 0)
-                return methods[i]->open(libctx, spec);
+                return methods[i]->open(env, spec);
     KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
-                 "unknown keyring '%s' (expected file:/path/to/kek)", spec);
+                 "unknown keyring '%s' (expected file:/path/to/kek or "
+                 "aws-kms:KEY-ID|KEY-ARN|alias/NAME|ALIAS-ARN)",
+                 spec);
     return NULL;
 }
 
@@ -92,7 +99,7 @@ static int for_each_item(const char *list, int (*fn)(const char *, void *),
 }
 
 struct open_arg {
-    OSSL_LIB_CTX *libctx;
+    const KMSENV_KMS_ENV *env;
     KMSENV_KEYRING *kr;
 };
 
@@ -107,7 +114,7 @@ static int open_one(const char *spec, void *arg)
                      KMSENV_KS_MAX_WRAPS);
         return 0;
     }
-    if ((k = kek_open(a->libctx, spec)) == NULL)
+    if ((k = kek_open(a->env, spec)) == NULL)
         return 0;
     nk = OPENSSL_realloc(a->kr->kek, (a->kr->n + 1) * sizeof(*nk));
     if (nk == NULL) {
@@ -119,10 +126,10 @@ static int open_one(const char *spec, void *arg)
     return 1;
 }
 
-int kmsenv_keyring_open(OSSL_LIB_CTX *libctx, const char *spec,
+int kmsenv_keyring_open(const KMSENV_KMS_ENV *env, const char *spec,
                         KMSENV_KEYRING **out)
 {
-    struct open_arg a = {libctx, NULL};
+    struct open_arg a = {env, NULL};
 
     *out = NULL;
     if (spec == NULL || *spec == '\0') {
@@ -250,18 +257,48 @@ static char *redirected(const char *redirect, const char *spec)
     return OPENSSL_strdup(spec);
 }
 
-int kmsenv_keyring_unwrap(OSSL_LIB_CTX *libctx, const KMSENV_WRAP *wraps,
+/* Order in which to try the wrapped copies: those whose (redirected) KEK
+ * lives in the preferred region first, otherwise as recorded. */
+static void unwrap_order(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
+                         size_t nwraps, const char *redirect, size_t *order)
+{
+    const char *pref =
+        env != NULL && env->aws != NULL ? env->aws->preferred_region : NULL;
+    size_t i, n = 0, pass;
+    char region[64];
+
+    for (pass = 0; pass < 2; pass++)
+        for (i = 0; i < nwraps; i++) {
+            char *spec = NULL;
+            int in_pref = 0;
+
+            if (pref != NULL && *pref != '\0' &&
+                (spec = redirected(redirect, wraps[i].spec)) != NULL &&
+                strncmp(spec, "aws-kms:", 8) == 0)
+                in_pref = kmsenv_aws_spec_region(env->aws, spec, region,
+                                                 sizeof(region)) &&
+                          strcmp(region, pref) == 0;
+            OPENSSL_free(spec);
+            if ((pass == 0) == (in_pref != 0))
+                order[n++] = i;
+        }
+}
+
+int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                           size_t nwraps, const char *redirect,
                           const KMSENV_CONTEXT *ectx, size_t len,
                           KMSENV_SECRET *out, const char *name)
 {
-    size_t i;
+    size_t i, order[KMSENV_KS_MAX_WRAPS];
 
+    if (nwraps > KMSENV_KS_MAX_WRAPS)
+        nwraps = KMSENV_KS_MAX_WRAPS;
+    unwrap_order(env, wraps, nwraps, redirect, order);
     ERR_set_mark();
     for (i = 0; i < nwraps; i++) {
-        const KMSENV_WRAP *w = &wraps[i];
+        const KMSENV_WRAP *w = &wraps[order[i]];
         char *spec = redirected(redirect, w->spec);
-        KMSENV_KEK *k = spec != NULL ? kek_open(libctx, spec) : NULL;
+        KMSENV_KEK *k = spec != NULL ? kek_open(env, spec) : NULL;
         int ok = 0;
 
         if (k != NULL && k->fplen > 0 && w->fplen > 0 &&

@@ -18,13 +18,23 @@
 #include <openssl/types.h>
 #include "envelope/context.h"
 #include "envelope/keyset.h"
+#include "kms/aws.h"
 #include "util/secmem.h"
 
 typedef struct kmsenv_kek_st KMSENV_KEK;
 
+/* What keyrings need from their surroundings: the provider's library
+ * context and KMS settings. A NULL env means OpenSSL's default library
+ * context and settings from the environment only. */
 typedef struct {
-    const char *scheme; /* "file" */
-    KMSENV_KEK *(*open)(OSSL_LIB_CTX *libctx, const char *spec);
+    OSSL_LIB_CTX *libctx;
+    const KMSENV_AWS_CFG *aws;   /* may be NULL */
+    KMSENV_AWS_STATE *aws_state; /* credentials cache; may be NULL */
+} KMSENV_KMS_ENV;
+
+typedef struct {
+    const char *scheme; /* "file", "aws-kms" */
+    KMSENV_KEK *(*open)(const KMSENV_KMS_ENV *env, const char *spec);
     int (*generate)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
                     KMSENV_SECRET *out, KMSENV_WRAP *w);
     int (*wrap)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
@@ -38,8 +48,8 @@ typedef struct {
 
 struct kmsenv_kek_st {
     const KMSENV_KEK_METHOD *meth;
-    char *spec;           /* as written into keysets */
-    unsigned char fp[64]; /* fingerprint; never the key */
+    char *spec;            /* as written into keysets */
+    unsigned char fp[255]; /* fingerprint; never the key */
     size_t fplen;
 };
 
@@ -53,7 +63,7 @@ typedef struct {
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen);
 
-int kmsenv_keyring_open(OSSL_LIB_CTX *libctx, const char *spec,
+int kmsenv_keyring_open(const KMSENV_KMS_ENV *env, const char *spec,
                         KMSENV_KEYRING **out);
 void kmsenv_keyring_free(KMSENV_KEYRING *kr);
 
@@ -67,11 +77,12 @@ int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                           const KMSENV_WRAP *old, size_t nold,
                           const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
                           size_t *nwraps);
-/* Unwraps the first copy that works. redirect: "FROM=TO[;FROM=TO]" maps a
- * recorded KEK spec to another (a moved KEK file); "*=TO" maps every KEK.
- * May be NULL. name names
- * the key in errors. Exactly one successful keyring call. */
-int kmsenv_keyring_unwrap(OSSL_LIB_CTX *libctx, const KMSENV_WRAP *wraps,
+/* Unwraps the first copy that works, trying copies under KEKs in the
+ * preferred region (env->aws->preferred_region) first. redirect:
+ * "FROM=TO[;FROM=TO]" maps a recorded KEK spec to another (a moved KEK file);
+ * "*=TO" maps every KEK. May be NULL. name names the key in errors. Exactly one
+ * successful keyring call. */
+int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                           size_t nwraps, const char *redirect,
                           const KMSENV_CONTEXT *ectx, size_t len,
                           KMSENV_SECRET *out, const char *name);
@@ -82,5 +93,6 @@ int kmsenv_keyring_keyset_context(KMSENV_CONTEXT *ectx,
                                   const char *purpose);
 
 extern const KMSENV_KEK_METHOD kmsenv_file_kek_method;
+extern const KMSENV_KEK_METHOD kmsenv_aws_kek_method;
 
 #endif

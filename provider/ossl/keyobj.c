@@ -104,7 +104,7 @@ KMSENV_KEYOBJ *kmsenv_keyobj_load(KMSENV_PROV *prov, const unsigned char *der,
         goto err;
     set_name(k, origin);
     if (!kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
-        !kmsenv_keyring_unwrap(prov->libctx, k->ks.wrap, k->ks.nwrap,
+        !kmsenv_keyring_unwrap(&prov->kms, k->ks.wrap, k->ks.nwrap,
                                redirect != NULL ? redirect : prov->redirect,
                                &ectx, KMSENV_KEY_LEN, &k->ks.ksk, k->name) ||
         !kmsenv_keyset_unseal(&k->ks, prov->libctx, k->name))
@@ -141,7 +141,7 @@ KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec)
     if (RAND_bytes_ex(prov->libctx, k->ks.id, sizeof(k->ks.id), 0) <= 0)
         goto err;
     set_name(k, NULL);
-    if (!kmsenv_keyring_open(prov->libctx, spec, &kr) ||
+    if (!kmsenv_keyring_open(&prov->kms, spec, &kr) ||
         !kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
         !kmsenv_keyring_generate(kr, &ectx, KMSENV_KEY_LEN, &k->ks.ksk,
                                  &k->ks.wrap, &k->ks.nwrap) ||
@@ -248,7 +248,7 @@ static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
     int ok;
 
     kmsenv_ctx_init(&ectx);
-    ok = kmsenv_keyring_open(k->prov->libctx, spec, &kr) &&
+    ok = kmsenv_keyring_open(&k->prov->kms, spec, &kr) &&
          kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") &&
          kmsenv_keyring_rewrap(kr, &ectx, oldw, oldn, &k->ks.ksk, &ws, &nws);
     if (ok) {

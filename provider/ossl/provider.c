@@ -3,8 +3,11 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/params.h>
@@ -121,6 +124,15 @@ static void prov_free(KMSENV_PROV *prov)
     OPENSSL_free(prov->context);
     OPENSSL_free(prov->redirect);
     OPENSSL_free(prov->debug);
+    OPENSSL_free(prov->aws.region);
+    OPENSSL_free(prov->aws.endpoint);
+    OPENSSL_free(prov->aws.profile);
+    OPENSSL_free(prov->aws.ca_file);
+    OPENSSL_free(prov->aws.preferred_region);
+    OPENSSL_free(prov->aws.grant_tokens);
+    kmsenv_aws_state_free(prov->aws_state);
+    if (prov->http_ref)
+        kmsenv_http_global_unref();
     OPENSSL_free(prov);
 }
 
@@ -130,16 +142,91 @@ static void kmsenv_teardown(void *provctx)
     prov_free(provctx);
 }
 
-/* Reads one setting: the environment variable wins over openssl.cnf. */
-static int setting(char **dst, const char *cnf, const char *env)
+/* Settings: the provider's openssl.cnf section, and a KMSENV_* environment
+ * variable that wins over it. AWS_* variables are read later, where the AWS
+ * SDK conventions put them (below the provider config). */
+enum setting_kind { S_STR, S_BOOL, S_MS, S_INT };
+
+static const struct setting_def {
+    const char *key, *env;
+    enum setting_kind kind;
+    size_t off;
+} settings[] = {
+#define STR_AT(f) offsetof(KMSENV_PROV, f)
+#define AWS_AT(f) (offsetof(KMSENV_PROV, aws) + offsetof(KMSENV_AWS_CFG, f))
+    {"debug", "KMSENV_DEBUG", S_STR, STR_AT(debug)},
+    {"keyring", "KMSENV_KEYRING", S_STR, STR_AT(keyring)},
+    {"keyset", "KMSENV_KEYSET", S_STR, STR_AT(keyset)},
+    {"context", "KMSENV_CONTEXT", S_STR, STR_AT(context)},
+    {"redirect", "KMSENV_REDIRECT", S_STR, STR_AT(redirect)},
+    {"aws_region", "KMSENV_AWS_REGION", S_STR, AWS_AT(region)},
+    {"aws_endpoint", "KMSENV_AWS_ENDPOINT", S_STR, AWS_AT(endpoint)},
+    {"aws_profile", "KMSENV_AWS_PROFILE", S_STR, AWS_AT(profile)},
+    {"aws_use_fips", "KMSENV_AWS_USE_FIPS", S_BOOL, AWS_AT(use_fips)},
+    {"ca_file", "KMSENV_CA_FILE", S_STR, AWS_AT(ca_file)},
+    {"allow_http", "KMSENV_ALLOW_HTTP", S_BOOL, AWS_AT(allow_http)},
+    {"preferred_region", "KMSENV_PREFERRED_REGION", S_STR,
+     AWS_AT(preferred_region)},
+    {"grant_tokens", "KMSENV_GRANT_TOKENS", S_STR, AWS_AT(grant_tokens)},
+    {"connect_timeout_ms", "KMSENV_CONNECT_TIMEOUT_MS", S_MS,
+     AWS_AT(connect_timeout_ms)},
+    {"request_timeout_ms", "KMSENV_REQUEST_TIMEOUT_MS", S_MS,
+     AWS_AT(request_timeout_ms)},
+    {"deadline_ms", "KMSENV_DEADLINE_MS", S_MS, AWS_AT(deadline_ms)},
+    {"max_attempts", "KMSENV_MAX_ATTEMPTS", S_INT, AWS_AT(max_attempts)},
+#undef STR_AT
+#undef AWS_AT
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static int setting(KMSENV_PROV *prov, const struct setting_def *d,
+                   const char *cnf)
 {
-    const char *e = getenv(env);
+    const char *e = getenv(d->env);
     const char *v = (e != NULL && *e != '\0') ? e : cnf;
+    const char *from = v == e ? d->env : d->key;
+    void *at = (char *)prov + d->off;
+    char *end;
+    long n;
 
     if (v == NULL || *v == '\0')
         return 1;
-    *dst = OPENSSL_strdup(v);
-    return *dst != NULL;
+    switch (d->kind) {
+    case S_STR:
+        return (*(char **)at = OPENSSL_strdup(v)) != NULL;
+    case S_BOOL:
+        if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+            strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0) {
+            *(int *)at = 1;
+            return 1;
+        }
+        if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
+            strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+            *(int *)at = 0;
+            return 1;
+        }
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "kmsenv setting %s = '%s': expected yes or no", from, v);
+        return 0;
+    case S_MS:
+    case S_INT:
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno != 0 || *end != '\0' || n <= 0 ||
+            n > (d->kind == S_INT ? 10 : 3600000)) {
+            KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                         "kmsenv setting %s = '%s': expected %s", from, v,
+                         d->kind == S_INT ? "an integer 1..10"
+                                          : "milliseconds, 1..3600000");
+            return 0;
+        }
+        if (d->kind == S_INT)
+            *(int *)at = (int)n;
+        else
+            *(long *)at = n;
+        return 1;
+    }
+    return 0;
 }
 
 static const OSSL_DISPATCH kmsenv_dispatch[] = {
@@ -159,10 +246,10 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     OSSL_FUNC_core_new_error_fn *new_error = NULL;
     OSSL_FUNC_core_set_error_debug_fn *set_debug = NULL;
     OSSL_FUNC_core_vset_error_fn *vset_error = NULL;
-    char *c_keyring = NULL, *c_keyset = NULL, *c_context = NULL;
-    char *c_redirect = NULL, *c_debug = NULL;
-    OSSL_PARAM cfg[6];
+    char *cnf[NSETTINGS] = {NULL};
+    OSSL_PARAM cfg[NSETTINGS + 1];
     KMSENV_PROV *prov;
+    size_t i;
 
     const OSSL_DISPATCH *f;
 
@@ -186,12 +273,9 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 
     /* Config values are returned as pointers into the core's storage: pass
      * &ptr (a UTF8_PTR), not the pointer itself. */
-    cfg[0] = OSSL_PARAM_construct_utf8_ptr("keyring", &c_keyring, 0);
-    cfg[1] = OSSL_PARAM_construct_utf8_ptr("keyset", &c_keyset, 0);
-    cfg[2] = OSSL_PARAM_construct_utf8_ptr("context", &c_context, 0);
-    cfg[3] = OSSL_PARAM_construct_utf8_ptr("redirect", &c_redirect, 0);
-    cfg[4] = OSSL_PARAM_construct_utf8_ptr("debug", &c_debug, 0);
-    cfg[5] = OSSL_PARAM_construct_end();
+    for (i = 0; i < NSETTINGS; i++)
+        cfg[i] = OSSL_PARAM_construct_utf8_ptr(settings[i].key, &cnf[i], 0);
+    cfg[NSETTINGS] = OSSL_PARAM_construct_end();
     if (get_params != NULL && !get_params(handle, cfg))
         return 0;
 
@@ -199,16 +283,20 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (prov == NULL)
         return 0;
     prov->handle = handle;
-    if (!setting(&prov->debug, c_debug, "KMSENV_DEBUG") ||
-        !setting(&prov->keyring, c_keyring, "KMSENV_KEYRING") ||
-        !setting(&prov->keyset, c_keyset, "KMSENV_KEYSET") ||
-        !setting(&prov->context, c_context, "KMSENV_CONTEXT") ||
-        !setting(&prov->redirect, c_redirect, "KMSENV_REDIRECT"))
-        goto err;
+    for (i = 0; i < NSETTINGS; i++)
+        if (!setting(prov, &settings[i], cnf[i]))
+            goto err;
     kmsenv_log_init(prov->debug);
+    if ((prov->aws_state = kmsenv_aws_state_new()) == NULL)
+        goto err;
+    kmsenv_http_global_ref();
+    prov->http_ref = 1;
     prov->libctx = OSSL_LIB_CTX_new_child(handle, in);
     if (prov->libctx == NULL)
         goto err;
+    prov->kms.libctx = prov->libctx;
+    prov->kms.aws = &prov->aws;
+    prov->kms.aws_state = prov->aws_state;
     kmsenv_log(2, "provider init: keyring=%s keyset=%s context=%s",
                prov->keyring ? prov->keyring : "-",
                prov->keyset ? prov->keyset : "-",

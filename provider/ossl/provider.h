@@ -5,6 +5,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/types.h>
+#include "kms/keyring.h"
 
 #define KMSENV_KEYSET_NAME "KMSENV-KEYSET"
 #define KMSENV_KEYSET_PEM_LABEL "KMSENV KEYSET"
@@ -19,6 +20,10 @@ typedef struct {
     char *context;        /* context / KMSENV_CONTEXT */
     char *redirect;       /* redirect / KMSENV_REDIRECT */
     char *debug;          /* debug / KMSENV_DEBUG */
+    KMSENV_AWS_CFG aws;   /* aws_* keys, ca_file, timeouts, ... */
+    KMSENV_AWS_STATE *aws_state;
+    int http_ref;       /* holds a kmsenv_http_global_ref */
+    KMSENV_KMS_ENV kms; /* what keyrings see: libctx + the two above */
 } KMSENV_PROV;
 
 extern const OSSL_DISPATCH kmsenv_keyset_keymgmt_functions[];

@@ -34,6 +34,12 @@ static const OSSL_ITEM reason_strings[] = {
     {KMSENV_R_IO_ERROR, "I/O error"},
     {KMSENV_R_CRYPTO_FAILURE, "cryptographic operation failed"},
     {KMSENV_R_KMS_ERROR, "KMS request failed"},
+    {KMSENV_R_KMS_UNREACHABLE,
+     "KMS unreachable or unavailable (network, timeout, throttling or "
+     "server error after retries)"},
+    {KMSENV_R_KMS_AUTH_FAILED,
+     "KMS rejected the request's credentials or signature"},
+    {KMSENV_R_NO_CREDENTIALS, "no usable AWS credentials"},
     {0, NULL}};
 
 static const OSSL_CORE_HANDLE *core_handle;

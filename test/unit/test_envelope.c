@@ -1926,7 +1926,7 @@ static void test_keyset_validation(void)
     RVER vers[3];
     RWRAP wraps[17];
     static const char nul_spec[] = "file:/a\0b";
-    unsigned char fp65[65];
+    unsigned char fp65[255];
     size_t i;
 
     d = vector_desc();
@@ -2030,8 +2030,9 @@ static void test_keyset_validation(void)
     wraps[0].fp = fp65;
     wraps[0].fplen = 64;
     CHECK(desc_decodes(&d) == 1, "keyset validation: 64-byte fingerprint ok");
-    wraps[0].fplen = 65;
-    CHECK(DESC_REJECTED(d), "keyset validation: 65-byte fingerprint");
+    wraps[0].fplen = 255;
+    CHECK(desc_decodes(&d) == 1,
+          "keyset validation: 255-byte fingerprint (an ARN) ok");
     wraps[0].fplen = 0;
     CHECK(desc_decodes(&d) == 1, "keyset validation: empty fingerprint ok");
     wraps[0] = v_wrap;

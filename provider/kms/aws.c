@@ -1,0 +1,791 @@
+/* The aws-kms: keyring: AWS KMS through its JSON 1.1 API, signed with
+ * libcurl's SigV4. One KEK is one KMS key (key id, key ARN, alias/NAME or
+ * alias ARN). Every call sends the encryption context; Decrypt always names
+ * the key, so a blob made under another key is refused by KMS.
+ *
+ * Secrets: request bodies that carry a data key and responses that return
+ * one are built and received in secure memory, and the plaintext field is
+ * decoded straight into the caller's secure buffer and blanked before the
+ * rest of the response is parsed. */
+#include "kms/keyring.h"
+#include "kms/aws.h"
+#include "kms/http.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define AWS_SCHEME "aws-kms:"
+#define AWS_MAX_KEY_ID 2048
+#define AWS_MAX_BLOB 6144 /* KMS ciphertext blobs are at most 6144 bytes */
+
+typedef struct {
+    KMSENV_KEK base;
+    const KMSENV_KMS_ENV *env;
+    const char *key_id; /* into base.spec */
+    char region[64];
+    char *endpoint;
+    enum kmsenv_http_policy policy;
+} AWS_KEK;
+
+static const KMSENV_AWS_CFG no_cfg;
+
+static const KMSENV_AWS_CFG *cfg_of(const AWS_KEK *k)
+{
+    return k->env != NULL && k->env->aws != NULL ? k->env->aws : &no_cfg;
+}
+
+static int env_true(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static long cfg_long(long v, const char *env, long def)
+{
+    const char *e;
+    char *end;
+    long n;
+
+    if (v > 0)
+        return v;
+    if (env != NULL && (e = getenv(env)) != NULL && *e != '\0') {
+        errno = 0;
+        n = strtol(e, &end, 10);
+        if (errno == 0 && *end == '\0' && n > 0)
+            return n;
+    }
+    return def;
+}
+
+/* ---- spec, region, endpoint ---- */
+
+/* Endpoint for region: the configured URL or REGION=URL map, then
+ * AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, then the public one. */
+static char *endpoint_for(const KMSENV_AWS_CFG *cfg, const char *region)
+{
+    const char *e = cfg->endpoint;
+    char buf[256];
+
+    if (e != NULL && *e != '\0') {
+        if (strchr(e, '=') == NULL)
+            return OPENSSL_strdup(e);
+        {
+            char *copy = OPENSSL_strdup(e), *tok, *save = NULL, *res = NULL,
+                 *star = NULL;
+            if (copy == NULL)
+                return NULL;
+            for (tok = strtok_r(copy, ";, ", &save); tok != NULL;
+                 tok = strtok_r(NULL, ";, ", &save)) {
+                char *eq = strchr(tok, '=');
+                if (eq == NULL)
+                    continue;
+                *eq = '\0';
+                if (strcmp(tok, region) == 0 && res == NULL)
+                    res = eq + 1;
+                else if (strcmp(tok, "*") == 0 && star == NULL)
+                    star = eq + 1;
+            }
+            res = res != NULL ? res : star;
+            res = res != NULL ? OPENSSL_strdup(res) : NULL;
+            OPENSSL_free(copy);
+            if (res != NULL)
+                return res;
+        }
+    }
+    if ((e = getenv("AWS_ENDPOINT_URL_KMS")) != NULL && *e != '\0')
+        return OPENSSL_strdup(e);
+    if ((e = getenv("AWS_ENDPOINT_URL")) != NULL && *e != '\0')
+        return OPENSSL_strdup(e);
+    snprintf(buf, sizeof(buf), "https://kms%s.%s.%s",
+             cfg->use_fips || env_true("AWS_USE_FIPS_ENDPOINT") ? "-fips" : "",
+             region,
+             strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn"
+                                            : "amazonaws.com");
+    return OPENSSL_strdup(buf);
+}
+
+static int key_id_valid(const char *id)
+{
+    size_t i, n = strlen(id);
+
+    if (n == 0 || n > AWS_MAX_KEY_ID)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!isgraph((unsigned char)id[i]))
+            return 0;
+    return 1;
+}
+
+static void aws_free(KMSENV_KEK *kk)
+{
+    AWS_KEK *k = (AWS_KEK *)kk;
+
+    if (k == NULL)
+        return;
+    OPENSSL_free(k->endpoint);
+    OPENSSL_free(k->base.spec);
+    OPENSSL_free(k);
+}
+
+static KMSENV_KEK *aws_open(const KMSENV_KMS_ENV *env, const char *spec)
+{
+    AWS_KEK *k = OPENSSL_zalloc(sizeof(*k));
+    const KMSENV_AWS_CFG *cfg;
+    size_t i;
+
+    if (k == NULL)
+        return NULL;
+    k->base.meth = &kmsenv_aws_kek_method;
+    k->env = env;
+    cfg = cfg_of(k);
+    if ((k->base.spec = OPENSSL_strdup(spec)) == NULL)
+        goto err;
+    k->key_id = k->base.spec + strlen(AWS_SCHEME);
+    if (!key_id_valid(k->key_id)) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
+                     "keyring '%s': expected aws-kms:KEY-ID, KEY-ARN, "
+                     "alias/NAME or ALIAS-ARN",
+                     spec);
+        goto err;
+    }
+    if (!kmsenv_aws_spec_region(cfg, spec, k->region, sizeof(k->region))) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
+                     "keyring '%s': no AWS region (use a key ARN, or set "
+                     "aws_region in the provider config, AWS_REGION or "
+                     "AWS_DEFAULT_REGION)",
+                     spec);
+        goto err;
+    }
+    for (i = 0; k->region[i] != '\0'; i++)
+        if (!isalnum((unsigned char)k->region[i]) && k->region[i] != '-') {
+            KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
+                         "keyring '%s': invalid AWS region '%s'", spec,
+                         k->region);
+            goto err;
+        }
+    k->policy =
+        cfg->allow_http ? KMSENV_HTTP_LOOPBACK_OK : KMSENV_HTTP_HTTPS_ONLY;
+    if ((k->endpoint = endpoint_for(cfg, k->region)) == NULL ||
+        !kmsenv_http_url_allowed(k->endpoint, k->policy, spec))
+        goto err;
+    /* No fingerprint check before calling KMS: KMS itself refuses a blob
+     * of another key (Decrypt names the key). Wraps record the key ARN. */
+    k->base.fplen = 0;
+    return &k->base;
+err:
+    aws_free(&k->base);
+    return NULL;
+}
+
+/* ---- JSON request building (secure buffer) ---- */
+
+static int json_str(KMSENV_BUF *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int ok = kmsenv_buf_append(b, "\"", 1);
+
+    for (; ok && *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            ok = kmsenv_buf_appendf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            ok = kmsenv_buf_appendf(b, "\\u%04x", *p);
+        else
+            ok = kmsenv_buf_append(b, p, 1);
+    }
+    return ok && kmsenv_buf_append(b, "\"", 1);
+}
+
+static int json_key(KMSENV_BUF *b, const char *name)
+{
+    return (b->len <= 1 || kmsenv_buf_append(b, ",", 1)) && json_str(b, name) &&
+           kmsenv_buf_append(b, ":", 1);
+}
+
+static int json_b64(KMSENV_BUF *b, const char *name, const unsigned char *p,
+                    size_t n)
+{
+    size_t enc = 4 * ((n + 2) / 3);
+    char *tmp;
+    int ok;
+
+    if (enc + 1 > ((size_t)1 << 20) || !json_key(b, name) ||
+        !kmsenv_buf_append(b, "\"", 1))
+        return 0;
+    /* the base64 of a data key is as secret as the key: same memory kind */
+    tmp = b->secure ? OPENSSL_secure_zalloc(enc + 1) : OPENSSL_zalloc(enc + 1);
+    if (tmp == NULL)
+        return 0;
+    EVP_EncodeBlock((unsigned char *)tmp, p, (int)n);
+    ok = kmsenv_buf_append(b, tmp, enc) && kmsenv_buf_append(b, "\"", 1);
+    if (b->secure)
+        OPENSSL_secure_clear_free(tmp, enc + 1);
+    else
+        OPENSSL_clear_free(tmp, enc + 1);
+    return ok;
+}
+
+static int json_context(KMSENV_BUF *b, const char *name,
+                        const KMSENV_CONTEXT *ectx)
+{
+    size_t i;
+
+    if (!json_key(b, name) || !kmsenv_buf_append(b, "{", 1))
+        return 0;
+    for (i = 0; i < ectx->n; i++)
+        if ((i > 0 && !kmsenv_buf_append(b, ",", 1)) ||
+            !json_str(b, ectx->pairs[i].key) || !kmsenv_buf_append(b, ":", 1) ||
+            !json_str(b, ectx->pairs[i].value))
+            return 0;
+    return kmsenv_buf_append(b, "}", 1);
+}
+
+static int json_grants(KMSENV_BUF *b, const KMSENV_AWS_CFG *cfg)
+{
+    char *copy, *tok, *save = NULL;
+    int ok = 1, n = 0;
+
+    if (cfg->grant_tokens == NULL || *cfg->grant_tokens == '\0')
+        return 1;
+    if ((copy = OPENSSL_strdup(cfg->grant_tokens)) == NULL)
+        return 0;
+    ok = json_key(b, "GrantTokens") && kmsenv_buf_append(b, "[", 1);
+    for (tok = strtok_r(copy, ", ", &save); ok && tok != NULL;
+         tok = strtok_r(NULL, ", ", &save))
+        ok = (n++ == 0 || kmsenv_buf_append(b, ",", 1)) && json_str(b, tok);
+    OPENSSL_free(copy);
+    return ok && kmsenv_buf_append(b, "]", 1);
+}
+
+/* ---- responses ---- */
+
+/* Finds "name": "value" at the top level of a JSON object by scanning;
+ * returns the value's offset and length (no escapes allowed: base64 and
+ * ARNs have none, and AWS sends none). */
+static int json_find_plain(const char *s, size_t len, const char *name,
+                           size_t *voff, size_t *vlen)
+{
+    size_t nl = strlen(name), i = 0, depth = 0;
+
+    while (i < len) {
+        char c = s[i];
+        if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (c == '"') {
+            size_t start = ++i, j;
+            while (i < len && s[i] != '"')
+                i += s[i] == '\\' ? 2 : 1;
+            if (i >= len)
+                return 0;
+            j = i++; /* s[j] is the closing quote */
+            if (depth == 1 && j - start == nl &&
+                memcmp(s + start, name, nl) == 0) {
+                while (i < len && isspace((unsigned char)s[i]))
+                    i++;
+                if (i >= len || s[i] != ':')
+                    return 0;
+                i++;
+                while (i < len && isspace((unsigned char)s[i]))
+                    i++;
+                if (i >= len || s[i] != '"')
+                    return 0;
+                start = ++i;
+                while (i < len && s[i] != '"') {
+                    if (s[i] == '\\')
+                        return 0;
+                    i++;
+                }
+                if (i >= len)
+                    return 0;
+                *voff = start;
+                *vlen = i - start;
+                return 1;
+            }
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Decodes standard base64 (with padding) into out (cap bytes). */
+static int b64_decode(const char *in, size_t inlen, unsigned char *out,
+                      size_t cap, size_t *outlen)
+{
+    int n;
+    size_t pad = 0;
+
+    if (inlen == 0 || inlen % 4 != 0 || inlen / 4 * 3 > cap ||
+        inlen > (size_t)1 << 20)
+        return 0;
+    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
+    if (n < 0)
+        return 0;
+    if (in[inlen - 1] == '=')
+        pad++;
+    if (in[inlen - 2] == '=')
+        pad++;
+    *outlen = (size_t)n - pad;
+    return 1;
+}
+
+/* Takes the secret field "name" out of a secure response: decoded into
+ * out (which must have exactly the expected length) and blanked in body. */
+static int take_secret(KMSENV_BUF *body, const char *name, KMSENV_SECRET *out)
+{
+    size_t off, len, got = 0;
+    unsigned char *tmp;
+    int ok;
+
+    if (!json_find_plain(body->data, body->len, name, &off, &len))
+        return 0;
+    if ((tmp = OPENSSL_secure_zalloc(len / 4 * 3 + 3)) == NULL)
+        return 0;
+    ok = b64_decode(body->data + off, len, tmp, len / 4 * 3 + 3, &got) &&
+         got == out->len;
+    if (ok)
+        memcpy(out->data, tmp, got);
+    OPENSSL_secure_clear_free(tmp, len / 4 * 3 + 3);
+    memset(body->data + off, 'A', len);
+    return ok;
+}
+
+static unsigned char *take_blob(const cJSON *obj, const char *name,
+                                size_t *outlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    size_t n, cap;
+    unsigned char *out;
+
+    if (!cJSON_IsString(v) || v->valuestring == NULL)
+        return NULL;
+    n = strlen(v->valuestring);
+    cap = n / 4 * 3 + 3;
+    if (n > 4 * ((AWS_MAX_BLOB + 2) / 3) || (out = OPENSSL_malloc(cap)) == NULL)
+        return NULL;
+    if (!b64_decode(v->valuestring, n, out, cap, outlen) || *outlen == 0) {
+        OPENSSL_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* botocore's cleanup of __type: cut at ':', keep what follows the last '#'. */
+static void clean_type(const char *t, char *out, size_t outlen)
+{
+    const char *hash, *end;
+    size_t n, i;
+
+    if ((hash = strrchr(t, '#')) != NULL)
+        t = hash + 1;
+    end = strchr(t, ':');
+    n = end != NULL ? (size_t)(end - t) : strlen(t);
+    if (n >= outlen)
+        n = outlen - 1;
+    for (i = 0; i < n; i++)
+        out[i] = isgraph((unsigned char)t[i]) ? t[i] : '?';
+    out[n] = '\0';
+}
+
+static void printable_copy(char *out, size_t outlen, const char *in)
+{
+    size_t i;
+
+    for (i = 0; in != NULL && in[i] != '\0' && i + 1 < outlen; i++)
+        out[i] = isprint((unsigned char)in[i]) ? in[i] : '?';
+    out[i] = '\0';
+}
+
+static int type_retryable(const char *t)
+{
+    static const char *const retry[] = {
+        "ThrottlingException",
+        "KMSInternalException",
+        "KeyUnavailableException",
+        "DependencyTimeoutException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestThrottledException",
+        "InternalError",
+        "ServiceUnavailable"};
+    size_t i;
+
+    for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
+        if (strcmp(t, retry[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int type_auth(const char *t)
+{
+    return strcmp(t, "UnrecognizedClientException") == 0 ||
+           strcmp(t, "InvalidSignatureException") == 0 ||
+           strcmp(t, "MissingAuthenticationTokenException") == 0 ||
+           strcmp(t, "IncompleteSignature") == 0 ||
+           strcmp(t, "InvalidClientTokenId") == 0 ||
+           strcmp(t, "ExpiredTokenException") == 0 ||
+           strcmp(t, "ExpiredToken") == 0 ||
+           strcmp(t, "AccessDeniedException") == 0;
+}
+
+/* ---- the call loop: AWS standard retry mode ---- */
+
+typedef struct {
+    const char *op;    /* "Decrypt" */
+    const char *what;  /* for errors: "unwrap" */
+    cJSON *json;       /* parsed response on success */
+    KMSENV_SECRET *pt; /* Plaintext goes here (exact length), or NULL */
+} AWS_CALL;
+
+static void backoff(int attempt, long long deadline)
+{
+    unsigned int r = 0;
+    long long cap_ms = (1LL << (attempt < 5 ? attempt : 5)) * 1000;
+    long long ms, left = deadline - kmsenv_now_ms();
+    struct timespec ts;
+
+    if (cap_ms > 20000)
+        cap_ms = 20000;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) <= 0)
+        r = (unsigned int)kmsenv_now_ms();
+    ms = (long long)((double)r / 4294967296.0 * (double)cap_ms);
+    if (ms > left)
+        ms = left;
+    if (ms <= 0)
+        return;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
+{
+    const KMSENV_AWS_CFG *cfg = cfg_of(k);
+    int max_attempts = (int)cfg_long(cfg->max_attempts, "AWS_MAX_ATTEMPTS", 3);
+    long connect_ms = cfg_long(cfg->connect_timeout_ms, NULL, 3000);
+    long request_ms = cfg_long(cfg->request_timeout_ms, NULL, 10000);
+    long long start = kmsenv_now_ms();
+    long long deadline = start + cfg_long(cfg->deadline_ms, NULL, 30000);
+    char target[80], sigv4[96], type[128] = "", msg[512] = "", rid[128] = "";
+    char transport[512] = "";
+    const char *headers[3];
+    long status = 0;
+    int attempt, refreshed = 0, retryable = 0, reason = KMSENV_R_KMS_ERROR;
+    KMSENV_AWS_CREDS creds, rejected;
+    int have_rejected = 0;
+
+    if (max_attempts > 10)
+        max_attempts = 10;
+    snprintf(target, sizeof(target), "X-Amz-Target: TrentService.%s", call->op);
+    snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:kms", k->region);
+    headers[0] = "Content-Type: application/x-amz-json-1.1";
+    headers[1] = target;
+    headers[2] = NULL;
+
+    for (attempt = 1; attempt <= max_attempts; attempt++) {
+        KMSENV_HTTP_REQ req;
+        KMSENV_HTTP_RESP resp;
+        long long left = deadline - kmsenv_now_ms();
+        cJSON *j;
+
+        if (left <= 0)
+            break;
+        memset(&creds, 0, sizeof(creds));
+        if (!kmsenv_aws_get_creds(k->env != NULL ? k->env->aws_state : NULL,
+                                  cfg, have_rejected ? &rejected : NULL,
+                                  &creds)) {
+            KMSENV_RAISE(KMSENV_R_NO_CREDENTIALS,
+                         "aws-kms %s under %s: no AWS credentials", call->op,
+                         k->base.spec);
+            return 0;
+        }
+        memset(&req, 0, sizeof(req));
+        req.method = "POST";
+        req.url = k->endpoint;
+        req.headers = headers;
+        req.body = body->data;
+        req.bodylen = body->len;
+        req.sigv4 = sigv4;
+        req.creds = &creds;
+        req.policy = k->policy;
+        req.ca_file = cfg->ca_file;
+        req.connect_timeout_ms = connect_ms < left ? connect_ms : (long)left;
+        req.timeout_ms = request_ms < left ? request_ms : (long)left;
+        req.secure_response = call->pt != NULL;
+        kmsenv_log(2, "aws-kms %s key=%s region=%s attempt %d/%d creds=%s",
+                   call->op, k->key_id, k->region, attempt, max_attempts,
+                   creds.source);
+        kmsenv_http_do(&req, &resp);
+        if (have_rejected)
+            kmsenv_aws_creds_clear(&rejected);
+        have_rejected = 0;
+
+        type[0] = msg[0] = '\0';
+        status = resp.status;
+        printable_copy(rid, sizeof(rid), resp.request_id);
+        if (resp.transport_error) {
+            snprintf(transport, sizeof(transport), "%s", resp.error);
+            retryable = 1;
+        } else if (status == 200) {
+            int ok = call->pt == NULL ||
+                     take_secret(&resp.body, "Plaintext", call->pt);
+            j = ok ? cJSON_ParseWithLength(resp.body.data, resp.body.len)
+                   : NULL;
+            kmsenv_http_resp_free(&resp);
+            if (j != NULL && cJSON_IsObject(j)) {
+                call->json = j;
+                kmsenv_aws_creds_clear(&creds);
+                return 1;
+            }
+            cJSON_Delete(j);
+            if (call->pt != NULL)
+                OPENSSL_cleanse(call->pt->data, call->pt->len);
+            /* a cut or garbled 200: retry as a transient fault */
+            snprintf(type, sizeof(type), "%s", "MalformedResponse");
+            snprintf(msg, sizeof(msg), "%s",
+                     "response is not the expected JSON (truncated or "
+                     "garbled)");
+            transport[0] = '\0';
+            retryable = 1;
+            kmsenv_aws_creds_clear(&creds);
+            goto next;
+        } else {
+            cJSON *e;
+            /* error bodies never hold secrets; parse as JSON */
+            e = cJSON_ParseWithLength(resp.body.data, resp.body.len);
+            if (e != NULL) {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "__type");
+                const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+                if (m == NULL)
+                    m = cJSON_GetObjectItemCaseSensitive(e, "Message");
+                if (cJSON_IsString(t))
+                    clean_type(t->valuestring, type, sizeof(type));
+                if (cJSON_IsString(m))
+                    printable_copy(msg, sizeof(msg), m->valuestring);
+                cJSON_Delete(e);
+            }
+            transport[0] = '\0';
+            retryable = status == 500 || status == 502 || status == 503 ||
+                        status == 504 || type_retryable(type);
+            if ((strcmp(type, "ExpiredTokenException") == 0 ||
+                 strcmp(type, "ExpiredToken") == 0) &&
+                !refreshed) {
+                /* refresh temporary credentials once */
+                refreshed = 1;
+                retryable = 1;
+                rejected = creds;
+                memset(&creds, 0, sizeof(creds));
+                have_rejected = 1;
+            }
+        }
+        kmsenv_aws_creds_clear(&creds);
+        kmsenv_http_resp_free(&resp);
+    next:
+        if (!retryable)
+            break;
+        if (attempt < max_attempts) {
+            kmsenv_log(1,
+                       "aws-kms %s key=%s region=%s attempt %d failed (%s); "
+                       "retrying",
+                       call->op, k->key_id, k->region, attempt,
+                       transport[0] != '\0' ? transport
+                       : type[0] != '\0'    ? type
+                                            : "HTTP error");
+            backoff(attempt - 1, deadline);
+        }
+    }
+    if (have_rejected)
+        kmsenv_aws_creds_clear(&rejected);
+    if (attempt > max_attempts)
+        attempt = max_attempts;
+    if (transport[0] != '\0') {
+        reason = KMSENV_R_KMS_UNREACHABLE;
+        KMSENV_RAISE(reason,
+                     "aws-kms %s (%s) with key %s in %s: endpoint %s "
+                     "unreachable: %s; %d attempt%s in %lld ms",
+                     call->op, call->what, k->key_id, k->region, k->endpoint,
+                     transport, attempt, attempt == 1 ? "" : "s",
+                     kmsenv_now_ms() - start);
+        return 0;
+    }
+    if (retryable)
+        reason = KMSENV_R_KMS_UNREACHABLE;
+    else if (type_auth(type))
+        reason = KMSENV_R_KMS_AUTH_FAILED;
+    KMSENV_RAISE(reason,
+                 "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
+                 "request id %s; %d attempt%s in %lld ms)",
+                 call->op, call->what, k->key_id, k->region,
+                 type[0] != '\0' ? type : "error",
+                 msg[0] != '\0' ? msg : "(no message)", status,
+                 rid[0] != '\0' ? rid : "none", attempt,
+                 attempt == 1 ? "" : "s", kmsenv_now_ms() - start);
+    return 0;
+}
+
+/* ---- operations ---- */
+
+static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(call->json, "KeyId");
+
+    memset(w, 0, sizeof(*w));
+    if ((w->blob = take_blob(call->json, "CiphertextBlob", &w->bloblen)) ==
+        NULL) {
+        KMSENV_RAISE(KMSENV_R_KMS_ERROR,
+                     "aws-kms %s with key %s: response has no valid "
+                     "CiphertextBlob",
+                     call->op, k->key_id);
+        return 0;
+    }
+    if ((w->spec = OPENSSL_strdup(k->base.spec)) == NULL) {
+        kmsenv_wrap_free(w);
+        return 0;
+    }
+    /* the key ARN KMS used: shown by inspect, never secret */
+    if (cJSON_IsString(id) && id->valuestring != NULL &&
+        strlen(id->valuestring) <= sizeof(w->fp)) {
+        w->fplen = strlen(id->valuestring);
+        memcpy(w->fp, id->valuestring, w->fplen);
+    }
+    return 1;
+}
+
+static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield)
+{
+    return kmsenv_buf_append(b, "{", 1) &&
+           (keyfield == NULL ||
+            (json_key(b, keyfield) && json_str(b, k->key_id))) &&
+           json_grants(b, cfg_of(k));
+}
+
+static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
+                        KMSENV_SECRET *out, KMSENV_WRAP *w)
+{
+    AWS_KEK *k = (AWS_KEK *)kk;
+    KMSENV_BUF b = {NULL, 0, 0, 0};
+    AWS_CALL call = {"GenerateDataKey", "generate", NULL, out};
+    int ok;
+
+    ok = body_start(&b, k, "KeyId") &&
+         (out->len == 32 ? json_key(&b, "KeySpec") && json_str(&b, "AES_256")
+                         : json_key(&b, "NumberOfBytes") &&
+                               kmsenv_buf_appendf(&b, "%zu", out->len)) &&
+         json_context(&b, "EncryptionContext", ectx) &&
+         kmsenv_buf_append(&b, "}", 1);
+    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
+    if (!ok)
+        OPENSSL_cleanse(out->data, out->len);
+    cJSON_Delete(call.json);
+    kmsenv_buf_free(&b);
+    return ok;
+}
+
+static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
+                    const KMSENV_SECRET *pt, KMSENV_WRAP *w)
+{
+    AWS_KEK *k = (AWS_KEK *)kk;
+    KMSENV_BUF b = {NULL, 0, 0, 1}; /* carries the key: secure */
+    AWS_CALL call = {"Encrypt", "wrap", NULL, NULL};
+    int ok;
+
+    if (pt->len == 0 || pt->len > 4096) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "aws-kms Encrypt with key %s: %zu bytes (KMS takes "
+                     "1..4096)",
+                     k->key_id, pt->len);
+        return 0;
+    }
+    ok = body_start(&b, k, "KeyId") &&
+         json_b64(&b, "Plaintext", pt->data, pt->len) &&
+         json_context(&b, "EncryptionContext", ectx) &&
+         kmsenv_buf_append(&b, "}", 1);
+    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
+    cJSON_Delete(call.json);
+    kmsenv_buf_free(&b);
+    return ok;
+}
+
+static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
+                      const KMSENV_WRAP *w, KMSENV_SECRET *out)
+{
+    AWS_KEK *k = (AWS_KEK *)kk;
+    KMSENV_BUF b = {NULL, 0, 0, 0};
+    AWS_CALL call = {"Decrypt", "unwrap", NULL, out};
+    int ok;
+
+    if (w->bloblen == 0 || w->bloblen > AWS_MAX_BLOB) {
+        KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
+                     "wrapped key for %s is malformed (%zu bytes)",
+                     k->base.spec, w->bloblen);
+        return 0;
+    }
+    ok = body_start(&b, k, "KeyId") &&
+         json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
+         json_context(&b, "EncryptionContext", ectx) &&
+         kmsenv_buf_append(&b, "}", 1);
+    ok = ok && aws_call(k, &call, &b);
+    cJSON_Delete(call.json);
+    kmsenv_buf_free(&b);
+    return ok;
+}
+
+/* ReEncrypt: the data key moves from a copy under another aws-kms key in
+ * the same region to this key without leaving KMS. Other sources return 0
+ * without a call, and the keyring wraps locally instead. */
+static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
+                      const KMSENV_WRAP *from, KMSENV_WRAP *to)
+{
+    AWS_KEK *k = (AWS_KEK *)kk;
+    KMSENV_BUF b = {NULL, 0, 0, 0};
+    AWS_CALL call = {"ReEncrypt", "rewrap", NULL, NULL};
+    char region[64];
+    const char *src;
+    int ok;
+
+    if (from->spec == NULL || strncmp(from->spec, AWS_SCHEME, 8) != 0 ||
+        !kmsenv_aws_spec_region(cfg_of(k), from->spec, region,
+                                sizeof(region)) ||
+        strcmp(region, k->region) != 0 || from->bloblen == 0 ||
+        from->bloblen > AWS_MAX_BLOB)
+        return 0;
+    src = from->spec + 8;
+    ok = body_start(&b, k, NULL) &&
+         json_b64(&b, "CiphertextBlob", from->blob, from->bloblen) &&
+         json_key(&b, "SourceKeyId") && json_str(&b, src) &&
+         json_context(&b, "SourceEncryptionContext", ectx) &&
+         json_key(&b, "DestinationKeyId") && json_str(&b, k->key_id) &&
+         json_context(&b, "DestinationEncryptionContext", ectx) &&
+         kmsenv_buf_append(&b, "}", 1);
+    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, to);
+    cJSON_Delete(call.json);
+    kmsenv_buf_free(&b);
+    return ok;
+}
+
+const KMSENV_KEK_METHOD kmsenv_aws_kek_method = {
+    "aws-kms",  aws_open,   aws_generate, aws_wrap,
+    aws_unwrap, aws_rewrap, aws_free,
+};

@@ -1,0 +1,392 @@
+#include "kms/http.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <pthread.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/provider.h>
+
+/* ---- buffers ---- */
+
+static int buf_reserve(KMSENV_BUF *b, size_t extra)
+{
+    size_t need, cap;
+    char *p;
+
+    if (extra > ((size_t)1 << 30) || b->len > ((size_t)1 << 30))
+        return 0;
+    need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 1;
+    cap = b->cap < 256 ? 256 : b->cap;
+    while (cap < need)
+        cap *= 2;
+    p = b->secure ? OPENSSL_secure_zalloc(cap) : OPENSSL_zalloc(cap);
+    if (p == NULL)
+        return 0;
+    if (b->data != NULL) {
+        memcpy(p, b->data, b->len);
+        if (b->secure)
+            OPENSSL_secure_clear_free(b->data, b->cap);
+        else
+            OPENSSL_clear_free(b->data, b->cap);
+    }
+    b->data = p;
+    b->cap = cap;
+    return 1;
+}
+
+int kmsenv_buf_append(KMSENV_BUF *b, const void *p, size_t n)
+{
+    if (!buf_reserve(b, n))
+        return 0;
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 1;
+}
+
+int kmsenv_buf_appendf(KMSENV_BUF *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !buf_reserve(b, (size_t)n))
+        return 0;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 1;
+}
+
+void kmsenv_buf_free(KMSENV_BUF *b)
+{
+    if (b->data != NULL) {
+        if (b->secure)
+            OPENSSL_secure_clear_free(b->data, b->cap);
+        else
+            OPENSSL_clear_free(b->data, b->cap);
+    }
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+long long kmsenv_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- curl ---- */
+
+/* libcurl's TLS runs in OpenSSL's default library context of the calling
+ * thread. We point that, for the duration of a request, at a private
+ * library context with only OpenSSL's default provider:
+ *  - the application's openssl.cnf (which may load kmsenv itself) never
+ *    reaches the KMS connection;
+ *  - OpenSSL 3.0 can fail first-time algorithm fetches made concurrently
+ *    with other threads' first fetches (seen: a ClientHello without ECDSA
+ *    signature algorithms while other threads opened OSSL_STOREs). Our
+ *    context is warmed by one complete request at a time until the first
+ *    succeeds, and no application thread ever fetches from it. */
+static pthread_mutex_t global_mu = PTHREAD_MUTEX_INITIALIZER;
+static int users;   /* provider instances (kmsenv_http_global_ref) */
+static int curl_ok; /* curl_global_init done, tls_libctx ready */
+static OSSL_LIB_CTX *tls_libctx;
+static OSSL_PROVIDER *tls_default;
+static CRYPTO_RWLOCK *warm_lock;
+static int warm; /* read and written under warm_lock */
+
+void kmsenv_http_global_ref(void)
+{
+    pthread_mutex_lock(&global_mu);
+    users++;
+    pthread_mutex_unlock(&global_mu);
+}
+
+/* Frees what the first request set up once the last provider instance
+ * goes: the module may be unloaded next. curl_global_init/cleanup are
+ * reference counted inside libcurl, so an application using libcurl
+ * itself is unaffected. */
+void kmsenv_http_global_unref(void)
+{
+    pthread_mutex_lock(&global_mu);
+    if (users > 0 && --users == 0 && curl_ok) {
+        OSSL_PROVIDER_unload(tls_default);
+        OSSL_LIB_CTX_free(tls_libctx);
+        CRYPTO_THREAD_lock_free(warm_lock);
+        tls_default = NULL;
+        curl_global_cleanup();
+        tls_libctx = NULL;
+        warm_lock = NULL;
+        warm = 0;
+        curl_ok = 0;
+    }
+    pthread_mutex_unlock(&global_mu);
+}
+
+static int global_init(void)
+{
+    int ok;
+
+    pthread_mutex_lock(&global_mu);
+    if (!curl_ok) {
+        /* curl_global_init is not thread-safe in 7.88: under our lock */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) {
+            if ((tls_libctx = OSSL_LIB_CTX_new()) != NULL &&
+                (tls_default = OSSL_PROVIDER_load(tls_libctx, "default")) !=
+                    NULL &&
+                (warm_lock = CRYPTO_THREAD_lock_new()) != NULL) {
+                curl_ok = 1;
+            } else {
+                OSSL_PROVIDER_unload(tls_default);
+                tls_default = NULL;
+                OSSL_LIB_CTX_free(tls_libctx);
+                tls_libctx = NULL;
+                curl_global_cleanup();
+            }
+        }
+    }
+    ok = curl_ok;
+    pthread_mutex_unlock(&global_mu);
+    return ok;
+}
+
+static CURLcode perform(CURL *c)
+{
+    OSSL_LIB_CTX *prev = OSSL_LIB_CTX_set0_default(tls_libctx);
+    CURLcode rc;
+    int w;
+
+    CRYPTO_THREAD_read_lock(warm_lock);
+    w = warm;
+    CRYPTO_THREAD_unlock(warm_lock);
+    if (w) {
+        rc = curl_easy_perform(c);
+    } else {
+        CRYPTO_THREAD_write_lock(warm_lock);
+        rc = curl_easy_perform(c);
+        if (rc == CURLE_OK)
+            warm = 1;
+        CRYPTO_THREAD_unlock(warm_lock);
+    }
+    OSSL_LIB_CTX_set0_default(prev);
+    return rc;
+}
+
+static int host_is_loopback(const char *host)
+{
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+        strcmp(host, "[::1]") == 0)
+        return 1;
+    return strncmp(host, "127.", 4) == 0 &&
+           strspn(host, "0123456789.") == strlen(host);
+}
+
+int kmsenv_http_url_allowed(const char *url, enum kmsenv_http_policy policy,
+                            const char *what)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int ok = 0;
+
+    if (u == NULL ||
+        curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) !=
+            CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: '%s' is not a valid URL",
+                     what, url);
+    } else if (strcasecmp(scheme, "https") == 0) {
+        ok = 1;
+    } else if (strcasecmp(scheme, "http") != 0) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "%s: '%s': only https:// URLs are allowed", what, url);
+    } else if (policy == KMSENV_HTTP_ANY) {
+        ok = 1;
+    } else if (policy == KMSENV_HTTP_LOOPBACK_OK && host_is_loopback(host)) {
+        ok = 1;
+    } else if (policy == KMSENV_HTTP_LOOPBACK_OK) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "%s: '%s': plain http is allowed only to a loopback "
+                     "address (127.0.0.0/8, ::1, localhost)",
+                     what, url);
+    } else {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "%s: '%s': plain http is refused (TLS is required; "
+                     "allow_http = yes permits http to loopback only)",
+                     what, url);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    KMSENV_HTTP_RESP *r = arg;
+    size_t len = size * n;
+
+    if (r->body.len + len > ((size_t)4 << 20)) /* 4 MiB: no KMS answer */
+        return 0;
+    return kmsenv_buf_append(&r->body, p, len) ? len : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    KMSENV_HTTP_RESP *r = arg;
+    size_t len = size * n, i;
+    static const char *const names[] = {"x-amzn-requestid:",
+                                        "x-amz-request-id:"};
+
+    for (i = 0; i < 2; i++) {
+        size_t nl = strlen(names[i]);
+        if (len > nl && strncasecmp(p, names[i], nl) == 0) {
+            const char *v = p + nl;
+            size_t vl = len - nl;
+            while (vl > 0 && (*v == ' ' || *v == '\t'))
+                v++, vl--;
+            while (vl > 0 &&
+                   (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+                vl--;
+            if (vl >= sizeof(r->request_id))
+                vl = sizeof(r->request_id) - 1;
+            /* printable only: it goes into error messages */
+            for (size_t j = 0; j < vl; j++)
+                r->request_id[j] = (v[j] >= 0x21 && v[j] <= 0x7e) ? v[j] : '?';
+            r->request_id[vl] = '\0';
+        }
+    }
+    return len;
+}
+
+void kmsenv_http_resp_free(KMSENV_HTTP_RESP *resp)
+{
+    kmsenv_buf_free(&resp->body);
+}
+
+/* "user:password" for CURLOPT_USERPWD is avoided: USERNAME and PASSWORD are
+ * set separately so that a ':' in either cannot split wrongly. */
+int kmsenv_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
+{
+    CURL *c = NULL;
+    struct curl_slist *hdrs = NULL, *t;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    const char *ca = req->ca_file;
+    KMSENV_BUF tokhdr = {NULL, 0, 0, 1};
+    CURLcode rc;
+    size_t i;
+    int ok = 0;
+
+    memset(resp, 0, sizeof(*resp));
+    resp->body.secure = req->secure_response;
+    if (!kmsenv_http_url_allowed(req->url, req->policy, "endpoint"))
+        return 0;
+    if (!global_init() || (c = curl_easy_init()) == NULL) {
+        KMSENV_RAISE(KMSENV_R_INTERNAL, "libcurl could not be initialised");
+        return 0;
+    }
+    for (i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        if ((t = curl_slist_append(hdrs, req->headers[i])) == NULL)
+            goto oom;
+        hdrs = t;
+    }
+    if (req->sigv4 != NULL && req->creds != NULL && req->creds->token.len > 0) {
+        /* the session token is a secret: built in secure memory; curl
+         * copies slist strings to its own heap, which we cannot avoid */
+        if (!kmsenv_buf_appendf(&tokhdr, "X-Amz-Security-Token: %s",
+                                (const char *)req->creds->token.data) ||
+            (t = curl_slist_append(hdrs, tokhdr.data)) == NULL)
+            goto oom;
+        hdrs = t;
+    }
+    if (ca == NULL || *ca == '\0')
+        ca = getenv("AWS_CA_BUNDLE");
+
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
+                     req->policy == KMSENV_HTTP_HTTPS_ONLY ? "https"
+                                                           : "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (ca != NULL && *ca != '\0')
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                                 : 3000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     req->timeout_ms > 0 ? req->timeout_ms : 10000L);
+    if (req->no_proxy)
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "kmsenv/0.1");
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+    if (strcmp(req->method, "GET") != 0) {
+        /* POSTFIELDS: the body SigV4 hashes. Not copied by curl. */
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+                         req->body != NULL ? (const char *)req->body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(req->body != NULL ? req->bodylen : 0));
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    if (hdrs != NULL)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    if (req->sigv4 != NULL) {
+        if (req->creds == NULL)
+            goto oom;
+        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, req->sigv4);
+        curl_easy_setopt(c, CURLOPT_USERNAME, req->creds->akid);
+        curl_easy_setopt(c, CURLOPT_PASSWORD,
+                         (const char *)req->creds->secret.data);
+    }
+
+    rc = perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+        ok = 1;
+    } else {
+        resp->transport_error = 1;
+        resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        snprintf(resp->error, sizeof(resp->error), "%.300s (curl %d: %.120s)",
+                 errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), (int)rc,
+                 curl_easy_strerror(rc));
+        resp->status = 0;
+        kmsenv_buf_free(&resp->body);
+        resp->body.secure = req->secure_response;
+    }
+    kmsenv_log(2, "http %s %s -> %ld%s%s", req->method, req->url, resp->status,
+               ok ? "" : " ", ok ? "" : resp->error);
+    goto done;
+oom:
+    KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "building an HTTP request");
+done:
+    if (req->sigv4 != NULL) {
+        /* drop curl's copies of the secret as early as we can */
+        curl_easy_setopt(c, CURLOPT_PASSWORD, "");
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
+    kmsenv_buf_free(&tokhdr);
+    return ok;
+}
