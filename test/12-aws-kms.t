@@ -123,6 +123,27 @@ is($rc, 0, 'second keyset') or diag $err;
 ($rc) = pkeyutl(\%env, "$d/mr.pem", 'encrypt', "$d/pan", "$d/mr.bin");
 is($rc, 0, 'record under it');
 
+# ---- key identifier forms: key id (region from AWS_REGION), alias ARN ----
+for my $spec ($other->{KeyId}, "arn:aws:kms:us-east-1:111122223333:alias/kmsenv-test") {
+    reset_all();
+    ($rc, $out, $err) = ossl({ env => \%env }, 'genpkey', '-algorithm',
+        'KMSENV-KEYSET', '-pkeyopt', "keyring:aws-kms:$spec", '-out', "$d/id.pem");
+    is($rc, 0, "genpkey with aws-kms:$spec") or diag $err;
+    ($rc, $out, $err) = pkeyutl(\%env, "$d/id.pem", 'encrypt', "$d/pan", "$d/id.bin");
+    is($rc, 0, '... and it loads (Decrypt names the same key)') or diag $err;
+    is(count($east, 'Decrypt', 'ok'), 1, '... with one Decrypt');
+}
+($rc, $out, $err) = ossl({ env => env_with(AWS_REGION => undef, AWS_DEFAULT_REGION => undef) },
+    'genpkey', '-algorithm', 'KMSENV-KEYSET', '-pkeyopt', "keyring:aws-kms:$other->{KeyId}",
+    '-out', "$d/noregion.pem");
+isnt($rc, 0, 'a bare key id without any region is refused');
+like($err, qr/no AWS region/, 'error says to set a region');
+($rc, $out, $err) = ossl({ env => env_with(KMSENV_AWS_REGION => 'us-west-2') },
+    'genpkey', '-algorithm', 'KMSENV-KEYSET', '-pkeyopt', "keyring:aws-kms:$other->{KeyId}",
+    '-out', "$d/wrongregion.pem");
+isnt($rc, 0, 'aws_region setting wins over AWS_REGION (key is not in us-west-2)');
+like($err, qr/NotFoundException/, '... and KMS there says NotFoundException');
+
 # ---- failover and preferred region ----
 reset_all();
 $east->fault(kind => 'reset', count => 100);
