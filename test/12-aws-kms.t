@@ -163,6 +163,15 @@ is($out, '4111111111111111', 'us-east-1 endpoint refuses connections: loads thro
   or diag $err;
 
 reset_all();
+$east->fault(kind => 'denied', count => 10);
+$west->fault(kind => 'throttle', count => 10);
+($rc, $out, $err) = pkeyutl(env_with(KMSENV_MAX_ATTEMPTS => 1), "$d/mr.pem", 'decrypt', "$d/mr.bin");
+isnt($rc, 0, 'both regions failing: the load fails');
+like($err, qr/us-east-1: AccessDeniedException/, 'the first region\'s error is kept');
+like($err, qr/us-west-2: ThrottlingException/, 'and the second region\'s');
+like($err, qr/none of its 2 wrapped key copies/, 'and the summary');
+
+reset_all();
 ($rc, $out, $err) = pkeyutl(env_with(KMSENV_PREFERRED_REGION => 'us-west-2'),
     "$d/mr.pem", 'decrypt', "$d/mr.bin");
 is($out, '4111111111111111', 'preferred_region us-west-2') or diag $err;
@@ -211,6 +220,10 @@ like($err, qr/2 attempts/, 'after 2 attempts');
 cmp_ok($dt, '<', 4, "per-attempt timeout honoured (took ${\ sprintf '%.2f', $dt} s)");
 is(count($east, 'Decrypt'), 2, 'two attempts reached the server');
 
+reset_all();
+($rc, $out, $err) = pkeyutl(env_with(AWS_MAX_ATTEMPTS => '4294967296'), $one, 'decrypt', "$d/one.bin");
+is($out, '4111111111111111', 'an out-of-range AWS_MAX_ATTEMPTS is clamped, not wrapped to 0') or diag $err;
+
 # ---- KMS errors are named ----
 reset_all();
 $east->disable_key($mrk->{KeyId});
@@ -258,6 +271,11 @@ $plain->replicate($mrk->{KeyId});
 ($rc, $out, $err) = pkeyutl(env_with(KMSENV_AWS_ENDPOINT => $plain->url, KMSENV_ALLOW_HTTP => 'yes'),
     $one, 'decrypt', "$d/one.bin");
 is($out, '4111111111111111', 'allow_http = yes: http to a loopback emulator works') or diag $err;
+($rc, $out, $err) = pkeyutl(env_with(KMSENV_AWS_ENDPOINT => $plain->url, KMSENV_ALLOW_HTTP => 'yes',
+    http_proxy => 'http://127.0.0.1:9', HTTP_PROXY => 'http://127.0.0.1:9',
+    all_proxy => 'http://127.0.0.1:9', ALL_PROXY => 'http://127.0.0.1:9'),
+    $one, 'decrypt', "$d/one.bin");
+is($out, '4111111111111111', 'plain http never goes through a proxy (dead proxy set)') or diag $err;
 $plain->stop;
 
 unlike(slurp("$d/debug.log"), qr/\Q$creds{secret}\E/, 'debug log never holds the secret key');

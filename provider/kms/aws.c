@@ -344,7 +344,8 @@ static int b64_decode(const char *in, size_t inlen, unsigned char *out,
 }
 
 /* Takes the secret field "name" out of a secure response: decoded into
- * out (which must have exactly the expected length) and blanked in body. */
+ * out and blanked in body. Returns 1, 0 (missing or not base64) or -1 (a
+ * key of another length than out->len). */
 static int take_secret(KMSENV_BUF *body, const char *name, KMSENV_SECRET *out)
 {
     size_t off, len, got = 0;
@@ -355,9 +356,10 @@ static int take_secret(KMSENV_BUF *body, const char *name, KMSENV_SECRET *out)
         return 0;
     if ((tmp = OPENSSL_secure_zalloc(len / 4 * 3 + 3)) == NULL)
         return 0;
-    ok = b64_decode(body->data + off, len, tmp, len / 4 * 3 + 3, &got) &&
-         got == out->len;
-    if (ok)
+    ok = b64_decode(body->data + off, len, tmp, len / 4 * 3 + 3, &got);
+    if (ok && got != out->len)
+        ok = -1;
+    if (ok == 1)
         memcpy(out->data, tmp, got);
     OPENSSL_secure_clear_free(tmp, len / 4 * 3 + 3);
     memset(body->data + off, 'A', len);
@@ -483,7 +485,8 @@ static void backoff(int attempt, long long deadline)
 static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
 {
     const KMSENV_AWS_CFG *cfg = cfg_of(k);
-    int max_attempts = (int)cfg_long(cfg->max_attempts, "AWS_MAX_ATTEMPTS", 3);
+    long max_l = cfg_long(cfg->max_attempts, "AWS_MAX_ATTEMPTS", 3);
+    int max_attempts = max_l > 10 ? 10 : (int)max_l;
     long connect_ms = cfg_long(cfg->connect_timeout_ms, NULL, 3000);
     long request_ms = cfg_long(cfg->request_timeout_ms, NULL, 10000);
     long long start = kmsenv_now_ms();
@@ -492,12 +495,11 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     char transport[512] = "";
     const char *headers[3];
     long status = 0;
-    int attempt, refreshed = 0, retryable = 0, reason = KMSENV_R_KMS_ERROR;
+    int attempt, made = 0, refreshed = 0, retryable = 0, fatal = 0;
+    int deadline_hit = 0, reason = KMSENV_R_KMS_ERROR;
     KMSENV_AWS_CREDS creds, rejected;
     int have_rejected = 0;
 
-    if (max_attempts > 10)
-        max_attempts = 10;
     snprintf(target, sizeof(target), "X-Amz-Target: TrentService.%s", call->op);
     snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:kms", k->region);
     headers[0] = "Content-Type: application/x-amz-json-1.1";
@@ -510,12 +512,16 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         long long left = deadline - kmsenv_now_ms();
         cJSON *j;
 
-        if (left <= 0)
+        if (left <= 0) {
+            deadline_hit = 1;
             break;
+        }
         memset(&creds, 0, sizeof(creds));
         if (!kmsenv_aws_get_creds(k->env != NULL ? k->env->aws_state : NULL,
                                   cfg, have_rejected ? &rejected : NULL,
                                   &creds)) {
+            if (have_rejected)
+                kmsenv_aws_creds_clear(&rejected);
             KMSENV_RAISE(KMSENV_R_NO_CREDENTIALS,
                          "aws-kms %s under %s: no AWS credentials", call->op,
                          k->base.spec);
@@ -538,6 +544,7 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                    call->op, k->key_id, k->region, attempt, max_attempts,
                    creds.source);
         kmsenv_http_do(&req, &resp);
+        made++;
         if (have_rejected)
             kmsenv_aws_creds_clear(&rejected);
         have_rejected = 0;
@@ -549,8 +556,10 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             snprintf(transport, sizeof(transport), "%s", resp.error);
             retryable = 1;
         } else if (status == 200) {
-            int ok = call->pt == NULL ||
-                     take_secret(&resp.body, "Plaintext", call->pt);
+            int got = call->pt == NULL
+                          ? 1
+                          : take_secret(&resp.body, "Plaintext", call->pt);
+            int ok = got == 1;
             j = ok ? cJSON_ParseWithLength(resp.body.data, resp.body.len)
                    : NULL;
             kmsenv_http_resp_free(&resp);
@@ -562,13 +571,22 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             cJSON_Delete(j);
             if (call->pt != NULL)
                 OPENSSL_cleanse(call->pt->data, call->pt->len);
-            /* a cut or garbled 200: retry as a transient fault */
-            snprintf(type, sizeof(type), "%s", "MalformedResponse");
-            snprintf(msg, sizeof(msg), "%s",
-                     "response is not the expected JSON (truncated or "
-                     "garbled)");
             transport[0] = '\0';
-            retryable = 1;
+            if (got == -1) {
+                /* well-formed, but a key of the wrong size: deterministic */
+                snprintf(type, sizeof(type), "%s", "UnexpectedKeyLength");
+                snprintf(msg, sizeof(msg), "Plaintext is not a %zu-byte key",
+                         call->pt->len);
+                retryable = 0;
+                fatal = 1;
+            } else {
+                /* a cut or garbled 200: retry as a transient fault */
+                snprintf(type, sizeof(type), "%s", "MalformedResponse");
+                snprintf(msg, sizeof(msg), "%s",
+                         "response is not the expected JSON (truncated or "
+                         "garbled)");
+                retryable = 1;
+            }
             kmsenv_aws_creds_clear(&creds);
             goto next;
         } else {
@@ -587,8 +605,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                 cJSON_Delete(e);
             }
             transport[0] = '\0';
-            retryable = status == 500 || status == 502 || status == 503 ||
-                        status == 504 || type_retryable(type);
+            retryable = status == 429 || status == 500 || status == 502 ||
+                        status == 503 || status == 504 || type_retryable(type);
             if ((strcmp(type, "ExpiredTokenException") == 0 ||
                  strcmp(type, "ExpiredToken") == 0) &&
                 !refreshed) {
@@ -618,22 +636,22 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     }
     if (have_rejected)
         kmsenv_aws_creds_clear(&rejected);
-    if (attempt > max_attempts)
-        attempt = max_attempts;
+    attempt = made;
     if (transport[0] != '\0') {
         reason = KMSENV_R_KMS_UNREACHABLE;
         KMSENV_RAISE(reason,
                      "aws-kms %s (%s) with key %s in %s: endpoint %s "
-                     "unreachable: %s; %d attempt%s in %lld ms",
+                     "unreachable: %s; %d attempt%s in %lld ms%s",
                      call->op, call->what, k->key_id, k->region, k->endpoint,
                      transport, attempt, attempt == 1 ? "" : "s",
-                     kmsenv_now_ms() - start);
+                     kmsenv_now_ms() - start,
+                     deadline_hit ? " (deadline_ms reached)" : "");
         return 0;
     }
-    if (retryable)
-        reason = KMSENV_R_KMS_UNREACHABLE;
-    else if (type_auth(type))
+    if (type_auth(type))
         reason = KMSENV_R_KMS_AUTH_FAILED;
+    else if (retryable && !fatal)
+        reason = KMSENV_R_KMS_UNREACHABLE;
     KMSENV_RAISE(reason,
                  "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
                  "request id %s; %d attempt%s in %lld ms)",

@@ -11,7 +11,9 @@
 #include <time.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/provider.h>
+#include <openssl/ssl.h>
 
 /* ---- buffers ---- */
 
@@ -93,29 +95,34 @@ long long kmsenv_now_ms(void)
 
 /* ---- curl ---- */
 
-/* libcurl's TLS runs in OpenSSL's default library context of the calling
- * thread. We point that, for the duration of a request, at a private
- * library context with only OpenSSL's default provider:
- *  - the application's openssl.cnf (which may load kmsenv itself) never
- *    reaches the KMS connection;
- *  - OpenSSL 3.0 can fail first-time algorithm fetches made concurrently
- *    with other threads' first fetches (seen: a ClientHello without ECDSA
- *    signature algorithms while other threads opened OSSL_STOREs). Our
- *    context is warmed by one complete request at a time until the first
- *    succeeds, and no application thread ever fetches from it. */
-static pthread_mutex_t global_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Each request runs curl_easy_perform on a short-lived worker thread:
+ *  - libcurl clears the calling thread's OpenSSL error queue (marks
+ *    included) around TLS I/O; our callers' errors and marks (the keyring's
+ *    failover, OSSL_DECODER's) stay intact on their own thread;
+ *  - libcurl's TLS uses OpenSSL's default library context of its thread.
+ *    The worker points that at a private context with only OpenSSL's
+ *    default provider, so the application's openssl.cnf (which may load
+ *    kmsenv itself) never reaches the KMS connection, and no application
+ *    thread fetches from that context. OpenSSL 3.0 can fail first-time
+ *    fetches made concurrently with other threads' first fetches (seen: a
+ *    ClientHello without ECDSA signature algorithms while other threads
+ *    opened OSSL_STOREs); the private context is warmed once, under the
+ *    init lock, with an SSL_CTX of the kind libcurl builds. */
+static pthread_mutex_t users_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 static int users;   /* provider instances (kmsenv_http_global_ref) */
 static int curl_ok; /* curl_global_init done, tls_libctx ready */
 static OSSL_LIB_CTX *tls_libctx;
 static OSSL_PROVIDER *tls_default;
-static CRYPTO_RWLOCK *warm_lock;
-static int warm; /* read and written under warm_lock */
 
+/* users_mu is never held while calling out: curl_global_init may load the
+ * application's openssl.cnf, which may start another kmsenv instance whose
+ * init takes a reference (on this very thread). */
 void kmsenv_http_global_ref(void)
 {
-    pthread_mutex_lock(&global_mu);
+    pthread_mutex_lock(&users_mu);
     users++;
-    pthread_mutex_unlock(&global_mu);
+    pthread_mutex_unlock(&users_mu);
 }
 
 /* Frees what the first request set up once the last provider instance
@@ -124,33 +131,40 @@ void kmsenv_http_global_ref(void)
  * itself is unaffected. */
 void kmsenv_http_global_unref(void)
 {
-    pthread_mutex_lock(&global_mu);
-    if (users > 0 && --users == 0 && curl_ok) {
+    int last;
+
+    pthread_mutex_lock(&users_mu);
+    last = users > 0 && --users == 0;
+    pthread_mutex_unlock(&users_mu);
+    if (!last)
+        return;
+    pthread_mutex_lock(&init_mu);
+    if (curl_ok) {
         OSSL_PROVIDER_unload(tls_default);
         OSSL_LIB_CTX_free(tls_libctx);
-        CRYPTO_THREAD_lock_free(warm_lock);
-        tls_default = NULL;
         curl_global_cleanup();
+        tls_default = NULL;
         tls_libctx = NULL;
-        warm_lock = NULL;
-        warm = 0;
         curl_ok = 0;
     }
-    pthread_mutex_unlock(&global_mu);
+    pthread_mutex_unlock(&init_mu);
 }
 
 static int global_init(void)
 {
     int ok;
+    SSL_CTX *warm;
 
-    pthread_mutex_lock(&global_mu);
+    pthread_mutex_lock(&init_mu);
     if (!curl_ok) {
         /* curl_global_init is not thread-safe in 7.88: under our lock */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) {
             if ((tls_libctx = OSSL_LIB_CTX_new()) != NULL &&
                 (tls_default = OSSL_PROVIDER_load(tls_libctx, "default")) !=
                     NULL &&
-                (warm_lock = CRYPTO_THREAD_lock_new()) != NULL) {
+                (warm = SSL_CTX_new_ex(tls_libctx, NULL,
+                                       TLS_client_method())) != NULL) {
+                SSL_CTX_free(warm);
                 curl_ok = 1;
             } else {
                 OSSL_PROVIDER_unload(tls_default);
@@ -162,30 +176,50 @@ static int global_init(void)
         }
     }
     ok = curl_ok;
-    pthread_mutex_unlock(&global_mu);
+    pthread_mutex_unlock(&init_mu);
     return ok;
+}
+
+typedef struct {
+    CURL *c;
+    CURLcode rc;
+} PERFORM;
+
+static void *perform_main(void *arg)
+{
+    PERFORM *p = arg;
+
+    OSSL_LIB_CTX_set0_default(tls_libctx);
+    p->rc = curl_easy_perform(p->c);
+    OPENSSL_thread_stop_ex(tls_libctx);
+    OPENSSL_thread_stop();
+    return NULL;
 }
 
 static CURLcode perform(CURL *c)
 {
-    OSSL_LIB_CTX *prev = OSSL_LIB_CTX_set0_default(tls_libctx);
-    CURLcode rc;
-    int w;
+    PERFORM p = {c, CURLE_FAILED_INIT};
+    pthread_t t;
 
-    CRYPTO_THREAD_read_lock(warm_lock);
-    w = warm;
-    CRYPTO_THREAD_unlock(warm_lock);
-    if (w) {
-        rc = curl_easy_perform(c);
+    if (pthread_create(&t, NULL, perform_main, &p) == 0) {
+        pthread_join(t, NULL);
     } else {
-        CRYPTO_THREAD_write_lock(warm_lock);
-        rc = curl_easy_perform(c);
-        if (rc == CURLE_OK)
-            warm = 1;
-        CRYPTO_THREAD_unlock(warm_lock);
+        /* no thread: run here; errors of ours may be cleared by curl */
+        OSSL_LIB_CTX *prev = OSSL_LIB_CTX_set0_default(tls_libctx);
+        ERR_set_mark();
+        p.rc = curl_easy_perform(c);
+        ERR_pop_to_mark();
+        OSSL_LIB_CTX_set0_default(prev);
     }
-    OSSL_LIB_CTX_set0_default(prev);
-    return rc;
+    return p.rc;
+}
+
+/* Keeps TLS plaintext (KMS requests and answers carry data keys) out of
+ * freed record buffers. */
+static CURLcode on_ssl_ctx(CURL *c, void *sslctx, void *arg)
+{
+    SSL_CTX_set_options((SSL_CTX *)sslctx, SSL_OP_CLEANSE_PLAINTEXT);
+    return CURLE_OK;
 }
 
 static int host_is_loopback(const char *host)
@@ -333,8 +367,11 @@ int kmsenv_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
                                                  : 3000L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                      req->timeout_ms > 0 ? req->timeout_ms : 10000L);
-    if (req->no_proxy)
+    /* a proxy would see plain http in clear: only https may use one */
+    if (req->no_proxy || strncasecmp(req->url, "http:", 5) == 0)
         curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "kmsenv/0.1");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -342,7 +379,8 @@ int kmsenv_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
     if (strcmp(req->method, "GET") != 0) {
-        /* POSTFIELDS: the body SigV4 hashes. Not copied by curl. */
+        /* POSTFIELDS: the body SigV4 hashes. curl copies small bodies into
+         * its own (uncleansed) send buffer: see the README on residues. */
         curl_easy_setopt(c, CURLOPT_POSTFIELDS,
                          req->body != NULL ? (const char *)req->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
