@@ -4,12 +4,13 @@
  * the key, so a blob made under another key is refused by KMS.
  *
  * Secrets: request bodies that carry a data key and responses that return
- * one are built and received in secure memory, and the plaintext field is
- * decoded straight into the caller's secure buffer and blanked before the
- * rest of the response is parsed. */
+ * one are built and received in secure memory, and answers are read with
+ * kms/json.c, which decodes members straight into secure memory: no
+ * general-purpose parser ever holds a data key. */
 #include "kms/keyring.h"
 #include "kms/aws.h"
 #include "kms/http.h"
+#include "kms/json.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -19,7 +20,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -269,59 +269,6 @@ static int json_grants(KMSENV_BUF *b, const KMSENV_AWS_CFG *cfg)
 
 /* ---- responses ---- */
 
-/* Finds "name": "value" at the top level of a JSON object by scanning;
- * returns the value's offset and length (no escapes allowed: base64 and
- * ARNs have none, and AWS sends none). */
-static int json_find_plain(const char *s, size_t len, const char *name,
-                           size_t *voff, size_t *vlen)
-{
-    size_t nl = strlen(name), i = 0, depth = 0;
-
-    while (i < len) {
-        char c = s[i];
-        if (c == '{' || c == '[') {
-            depth++;
-            i++;
-        } else if (c == '}' || c == ']') {
-            depth--;
-            i++;
-        } else if (c == '"') {
-            size_t start = ++i, j;
-            while (i < len && s[i] != '"')
-                i += s[i] == '\\' ? 2 : 1;
-            if (i >= len)
-                return 0;
-            j = i++; /* s[j] is the closing quote */
-            if (depth == 1 && j - start == nl &&
-                memcmp(s + start, name, nl) == 0) {
-                while (i < len && isspace((unsigned char)s[i]))
-                    i++;
-                if (i >= len || s[i] != ':')
-                    return 0;
-                i++;
-                while (i < len && isspace((unsigned char)s[i]))
-                    i++;
-                if (i >= len || s[i] != '"')
-                    return 0;
-                start = ++i;
-                while (i < len && s[i] != '"') {
-                    if (s[i] == '\\')
-                        return 0;
-                    i++;
-                }
-                if (i >= len)
-                    return 0;
-                *voff = start;
-                *vlen = i - start;
-                return 1;
-            }
-        } else {
-            i++;
-        }
-    }
-    return 0;
-}
-
 /* Decodes standard base64 (with padding) into out (cap bytes). */
 static int b64_decode(const char *in, size_t inlen, unsigned char *out,
                       size_t cap, size_t *outlen)
@@ -343,44 +290,25 @@ static int b64_decode(const char *in, size_t inlen, unsigned char *out,
     return 1;
 }
 
-/* Takes the secret field "name" out of a secure response: decoded into
- * out and blanked in body. Returns 1, 0 (missing or not base64) or -1 (a
- * key of another length than out->len). */
-static int take_secret(KMSENV_BUF *body, const char *name, KMSENV_SECRET *out)
-{
-    size_t off, len, got = 0;
-    unsigned char *tmp;
-    int ok;
-
-    if (!json_find_plain(body->data, body->len, name, &off, &len))
-        return 0;
-    if ((tmp = OPENSSL_secure_zalloc(len / 4 * 3 + 3)) == NULL)
-        return 0;
-    ok = b64_decode(body->data + off, len, tmp, len / 4 * 3 + 3, &got);
-    if (ok && got != out->len)
-        ok = -1;
-    if (ok == 1)
-        memcpy(out->data, tmp, got);
-    OPENSSL_secure_clear_free(tmp, len / 4 * 3 + 3);
-    memset(body->data + off, 'A', len);
-    return ok;
-}
-
-static unsigned char *take_blob(const cJSON *obj, const char *name,
+/* Decodes the base64 of a string member into a fresh buffer of at most
+ * max bytes, in secure memory when secure. NULL if absent or invalid. */
+static unsigned char *field_b64(const KMSENV_JFIELD *f, size_t max, int secure,
                                 size_t *outlen)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    size_t n, cap;
+    size_t n = f->val.len, cap = n / 4 * 3 + 3;
     unsigned char *out;
 
-    if (!cJSON_IsString(v) || v->valuestring == NULL)
+    if (!f->present || n == 0 || n > 4 * ((max + 2) / 3))
         return NULL;
-    n = strlen(v->valuestring);
-    cap = n / 4 * 3 + 3;
-    if (n > 4 * ((AWS_MAX_BLOB + 2) / 3) || (out = OPENSSL_malloc(cap)) == NULL)
+    out = secure ? OPENSSL_secure_malloc(cap) : OPENSSL_malloc(cap);
+    if (out == NULL)
         return NULL;
-    if (!b64_decode(v->valuestring, n, out, cap, outlen) || *outlen == 0) {
-        OPENSSL_free(out);
+    if (!b64_decode((const char *)f->val.data, n, out, cap, outlen) ||
+        *outlen == 0 || *outlen > max) {
+        if (secure)
+            OPENSSL_secure_clear_free(out, cap);
+        else
+            OPENSSL_free(out);
         return NULL;
     }
     return out;
@@ -453,12 +381,41 @@ static int type_auth(const char *t)
 
 /* ---- the call loop: AWS standard retry mode ---- */
 
+enum { F_PLAINTEXT, F_BLOB, F_KEYID, F_N };
+
 typedef struct {
-    const char *op;    /* "Decrypt" */
-    const char *what;  /* for errors: "unwrap" */
-    cJSON *json;       /* parsed response on success */
-    KMSENV_SECRET *pt; /* Plaintext goes here (exact length), or NULL */
+    const char *op;         /* "Decrypt" */
+    const char *what;       /* for errors: "unwrap" */
+    KMSENV_SECRET *pt;      /* Plaintext goes here (exact length), or NULL */
+    KMSENV_JFIELD out[F_N]; /* the answer's members, on success */
 } AWS_CALL;
+
+#define AWS_CALL_INIT(op, what, pt)                                            \
+    {                                                                          \
+        (op), (what), (pt),                                                    \
+        {                                                                      \
+            {"Plaintext", {NULL, 0}, 0}, {"CiphertextBlob", {NULL, 0}, 0},     \
+                {"KeyId", {NULL, 0}, 0},                                       \
+        }                                                                      \
+    }
+
+/* Decodes the Plaintext member into call->pt: 1, 0 (absent or not
+ * base64) or -1 (a key of another length). */
+static int take_plaintext(AWS_CALL *call)
+{
+    size_t got = 0;
+    unsigned char *k;
+    size_t cap = call->out[F_PLAINTEXT].val.len / 4 * 3 + 3;
+
+    if (call->pt == NULL)
+        return 1;
+    if ((k = field_b64(&call->out[F_PLAINTEXT], 4096, 1, &got)) == NULL)
+        return 0;
+    if (got == call->pt->len)
+        memcpy(call->pt->data, k, got);
+    OPENSSL_secure_clear_free(k, cap);
+    return got == call->pt->len ? 1 : -1;
+}
 
 static void backoff(int attempt, long long deadline)
 {
@@ -510,7 +467,6 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         KMSENV_HTTP_REQ req;
         KMSENV_HTTP_RESP resp;
         long long left = deadline - kmsenv_now_ms();
-        cJSON *j;
 
         if (left <= 0) {
             deadline_hit = 1;
@@ -556,19 +512,16 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             snprintf(transport, sizeof(transport), "%s", resp.error);
             retryable = 1;
         } else if (status == 200) {
-            int got = call->pt == NULL
-                          ? 1
-                          : take_secret(&resp.body, "Plaintext", call->pt);
-            int ok = got == 1;
-            j = ok ? cJSON_ParseWithLength(resp.body.data, resp.body.len)
-                   : NULL;
+            int got = kmsenv_json_fields(resp.body.data, resp.body.len,
+                                         call->out, F_N);
+            if (got == 1)
+                got = take_plaintext(call);
             kmsenv_http_resp_free(&resp);
-            if (j != NULL && cJSON_IsObject(j)) {
-                call->json = j;
+            if (got == 1) {
                 kmsenv_aws_creds_clear(&creds);
                 return 1;
             }
-            cJSON_Delete(j);
+            kmsenv_jfields_free(call->out, F_N);
             if (call->pt != NULL)
                 OPENSSL_cleanse(call->pt->data, call->pt->len);
             transport[0] = '\0';
@@ -590,20 +543,18 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             kmsenv_aws_creds_clear(&creds);
             goto next;
         } else {
-            cJSON *e;
-            /* error bodies never hold secrets; parse as JSON */
-            e = cJSON_ParseWithLength(resp.body.data, resp.body.len);
-            if (e != NULL) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "__type");
-                const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-                if (m == NULL)
-                    m = cJSON_GetObjectItemCaseSensitive(e, "Message");
-                if (cJSON_IsString(t))
-                    clean_type(t->valuestring, type, sizeof(type));
-                if (cJSON_IsString(m))
-                    printable_copy(msg, sizeof(msg), m->valuestring);
-                cJSON_Delete(e);
+            KMSENV_JFIELD e[3] = {{"__type", {NULL, 0}, 0},
+                                  {"message", {NULL, 0}, 0},
+                                  {"Message", {NULL, 0}, 0}};
+            if (resp.body.data != NULL &&
+                kmsenv_json_fields(resp.body.data, resp.body.len, e, 3) == 1) {
+                const KMSENV_JFIELD *m = e[1].present ? &e[1] : &e[2];
+                if (e[0].present)
+                    clean_type((const char *)e[0].val.data, type, sizeof(type));
+                if (m->present)
+                    printable_copy(msg, sizeof(msg), (const char *)m->val.data);
             }
+            kmsenv_jfields_free(e, 3);
             transport[0] = '\0';
             retryable = status == 429 || status == 500 || status == 502 ||
                         status == 503 || status == 504 || type_retryable(type);
@@ -667,11 +618,11 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
 
 static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(call->json, "KeyId");
+    const KMSENV_JFIELD *id = &call->out[F_KEYID];
 
     memset(w, 0, sizeof(*w));
-    if ((w->blob = take_blob(call->json, "CiphertextBlob", &w->bloblen)) ==
-        NULL) {
+    if ((w->blob = field_b64(&call->out[F_BLOB], AWS_MAX_BLOB, 0,
+                             &w->bloblen)) == NULL) {
         KMSENV_RAISE(KMSENV_R_KMS_ERROR,
                      "aws-kms %s with key %s: response has no valid "
                      "CiphertextBlob",
@@ -683,10 +634,9 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
         return 0;
     }
     /* the key ARN KMS used: shown by inspect, never secret */
-    if (cJSON_IsString(id) && id->valuestring != NULL &&
-        strlen(id->valuestring) <= sizeof(w->fp)) {
-        w->fplen = strlen(id->valuestring);
-        memcpy(w->fp, id->valuestring, w->fplen);
+    if (id->present && id->val.len <= sizeof(w->fp)) {
+        w->fplen = id->val.len;
+        memcpy(w->fp, id->val.data, w->fplen);
     }
     return 1;
 }
@@ -704,7 +654,7 @@ static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 0};
-    AWS_CALL call = {"GenerateDataKey", "generate", NULL, out};
+    AWS_CALL call = AWS_CALL_INIT("GenerateDataKey", "generate", out);
     int ok;
 
     ok = body_start(&b, k, "KeyId") &&
@@ -716,7 +666,7 @@ static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
     ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
     if (!ok)
         OPENSSL_cleanse(out->data, out->len);
-    cJSON_Delete(call.json);
+    kmsenv_jfields_free(call.out, F_N);
     kmsenv_buf_free(&b);
     return ok;
 }
@@ -726,7 +676,7 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 1}; /* carries the key: secure */
-    AWS_CALL call = {"Encrypt", "wrap", NULL, NULL};
+    AWS_CALL call = AWS_CALL_INIT("Encrypt", "wrap", NULL);
     int ok;
 
     if (pt->len == 0 || pt->len > 4096) {
@@ -741,7 +691,7 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
          json_context(&b, "EncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
     ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
-    cJSON_Delete(call.json);
+    kmsenv_jfields_free(call.out, F_N);
     kmsenv_buf_free(&b);
     return ok;
 }
@@ -751,7 +701,7 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 0};
-    AWS_CALL call = {"Decrypt", "unwrap", NULL, out};
+    AWS_CALL call = AWS_CALL_INIT("Decrypt", "unwrap", out);
     int ok;
 
     if (w->bloblen == 0 || w->bloblen > AWS_MAX_BLOB) {
@@ -765,7 +715,7 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
          json_context(&b, "EncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
     ok = ok && aws_call(k, &call, &b);
-    cJSON_Delete(call.json);
+    kmsenv_jfields_free(call.out, F_N);
     kmsenv_buf_free(&b);
     return ok;
 }
@@ -778,7 +728,7 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 0};
-    AWS_CALL call = {"ReEncrypt", "rewrap", NULL, NULL};
+    AWS_CALL call = AWS_CALL_INIT("ReEncrypt", "rewrap", NULL);
     char region[64];
     const char *src;
     int ok;
@@ -798,7 +748,7 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
          json_context(&b, "DestinationEncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
     ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, to);
-    cJSON_Delete(call.json);
+    kmsenv_jfields_free(call.out, F_N);
     kmsenv_buf_free(&b);
     return ok;
 }

@@ -10,6 +10,8 @@
  * general-purpose parser ever sees a secret). Messages and logs name access
  * key ids, files, URLs and profiles, never a secret. */
 #include "kms/aws.h"
+#include "kms/json.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -415,338 +417,6 @@ static int parse_iso8601(const char *s, size_t n, long long *out)
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON: flat objects with string values (ECS, IMDS)                         */
-/* ------------------------------------------------------------------------ */
-
-/* A wanted member: its string value, decoded, in secure memory. */
-typedef struct {
-    const char *name;
-    KMSENV_SECRET val;
-    int present;
-} JFIELD;
-
-typedef struct {
-    const char *p, *e;
-} JCUR;
-
-static void j_ws(JCUR *c)
-{
-    while (c->p < c->e &&
-           (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-        c->p++;
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int hex4(const char *p, unsigned *v)
-{
-    int i, d;
-
-    *v = 0;
-    for (i = 0; i < 4; i++) {
-        if ((d = hexval((unsigned char)p[i])) < 0)
-            return 0;
-        *v = (*v << 4) | (unsigned)d;
-    }
-    return 1;
-}
-
-/* At '"': validates the string and sets its raw content span. */
-static int j_str(JCUR *c, const char **s, const char **e)
-{
-    unsigned v;
-
-    if (c->p >= c->e || *c->p != '"')
-        return 0;
-    *s = ++c->p;
-    while (c->p < c->e) {
-        unsigned char ch = (unsigned char)*c->p;
-
-        if (ch == '"') {
-            *e = c->p++;
-            return 1;
-        }
-        if (ch < 0x20)
-            return 0;
-        if (ch == '\\') {
-            if (++c->p >= c->e)
-                return 0;
-            if (*c->p == 'u') {
-                if (c->e - c->p < 5 || !hex4(c->p + 1, &v))
-                    return 0;
-                c->p += 5;
-                continue;
-            }
-            if (*c->p == '\0' || strchr("\"\\/bfnrt", *c->p) == NULL)
-                return 0;
-        }
-        c->p++;
-    }
-    return 0;
-}
-
-static size_t utf8_put(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* Decodes a span validated by j_str into out (room for e - s + 1 bytes:
- * decoding never grows). Returns the length, or -1 (NUL, lone surrogate). */
-static long j_unescape(const char *s, const char *e, char *out)
-{
-    size_t o = 0;
-    unsigned cp, lo;
-
-    while (s < e) {
-        if (*s != '\\') {
-            out[o++] = *s++;
-            continue;
-        }
-        s++;
-        switch (*s) {
-        case 'b':
-            out[o++] = '\b';
-            break;
-        case 'f':
-            out[o++] = '\f';
-            break;
-        case 'n':
-            out[o++] = '\n';
-            break;
-        case 'r':
-            out[o++] = '\r';
-            break;
-        case 't':
-            out[o++] = '\t';
-            break;
-        case 'u':
-            if (!hex4(s + 1, &cp))
-                return -1;
-            s += 4;
-            if (cp >= 0xdc00 && cp <= 0xdfff)
-                return -1;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (e - s < 7 || s[1] != '\\' || s[2] != 'u' ||
-                    !hex4(s + 3, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                    return -1;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                s += 6;
-            }
-            if (cp == 0)
-                return -1;
-            o += utf8_put(out + o, cp);
-            break;
-        default: /* " \ / */
-            out[o++] = *s;
-            break;
-        }
-        s++;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
-static int j_digits(JCUR *c)
-{
-    const char *s = c->p;
-
-    while (c->p < c->e && *c->p >= '0' && *c->p <= '9')
-        c->p++;
-    return c->p > s;
-}
-
-/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int j_number(JCUR *c)
-{
-    if (c->p < c->e && *c->p == '-')
-        c->p++;
-    if (c->p < c->e && *c->p == '0')
-        c->p++;
-    else if (!j_digits(c))
-        return 0;
-    if (c->p < c->e && *c->p == '.') {
-        c->p++;
-        if (!j_digits(c))
-            return 0;
-    }
-    if (c->p < c->e && (*c->p == 'e' || *c->p == 'E')) {
-        c->p++;
-        if (c->p < c->e && (*c->p == '+' || *c->p == '-'))
-            c->p++;
-        if (!j_digits(c))
-            return 0;
-    }
-    return 1;
-}
-
-static int j_skip(JCUR *c, int depth)
-{
-    const char *s, *e;
-    static const char *const lits[] = {"true", "false", "null"};
-    size_t i, n;
-
-    j_ws(c);
-    if (c->p >= c->e || depth > 32)
-        return 0;
-    if (*c->p == '"')
-        return j_str(c, &s, &e);
-    if (*c->p == '{' || *c->p == '[') {
-        char close = *c->p == '{' ? '}' : ']';
-
-        c->p++;
-        j_ws(c);
-        if (c->p < c->e && *c->p == close) {
-            c->p++;
-            return 1;
-        }
-        for (;;) {
-            if (close == '}') {
-                j_ws(c);
-                if (!j_str(c, &s, &e))
-                    return 0;
-                j_ws(c);
-                if (c->p >= c->e || *c->p != ':')
-                    return 0;
-                c->p++;
-            }
-            if (!j_skip(c, depth + 1))
-                return 0;
-            j_ws(c);
-            if (c->p < c->e && *c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (c->p < c->e && *c->p == close) {
-                c->p++;
-                return 1;
-            }
-            return 0;
-        }
-    }
-    for (i = 0; i < 3; i++) {
-        n = strlen(lits[i]);
-        if ((size_t)(c->e - c->p) >= n && memcmp(c->p, lits[i], n) == 0) {
-            c->p += n;
-            return 1;
-        }
-    }
-    return j_number(c);
-}
-
-static void jfields_free(JFIELD *f, size_t nf)
-{
-    size_t i;
-
-    for (i = 0; i < nf; i++) {
-        kmsenv_secret_free(&f[i].val);
-        f[i].present = 0;
-    }
-}
-
-/* Parses one JSON object and decodes the string members named in f into
- * secure memory. Returns 1, or 0 if the document is malformed or a wanted
- * member is not a string (nothing raised), or -1 on allocation failure
- * (raised). Other members are validated and skipped. */
-static int json_fields(const char *doc, size_t len, JFIELD *f, size_t nf)
-{
-    JCUR c = {doc, doc + len};
-    const char *ks, *ke, *vs, *ve;
-    char key[64];
-    long kl, vl;
-    size_t i;
-
-    jfields_free(f, nf);
-    j_ws(&c);
-    if (c.p >= c.e || *c.p != '{')
-        return 0;
-    c.p++;
-    j_ws(&c);
-    if (c.p < c.e && *c.p == '}') {
-        c.p++;
-        goto end;
-    }
-    for (;;) {
-        j_ws(&c);
-        if (!j_str(&c, &ks, &ke))
-            goto bad;
-        kl = -1;
-        if ((size_t)(ke - ks) < sizeof(key))
-            kl = j_unescape(ks, ke, key);
-        j_ws(&c);
-        if (c.p >= c.e || *c.p != ':')
-            goto bad;
-        c.p++;
-        j_ws(&c);
-        for (i = 0; kl >= 0 && i < nf; i++)
-            if ((size_t)kl == strlen(f[i].name) &&
-                memcmp(key, f[i].name, (size_t)kl) == 0)
-                break;
-        if (kl >= 0 && i < nf) {
-            if (!j_str(&c, &vs, &ve))
-                goto bad;
-            kmsenv_secret_free(&f[i].val);
-            f[i].present = 0;
-            if (!kmsenv_secret_alloc(&f[i].val, (size_t)(ve - vs) + 1)) {
-                jfields_free(f, nf);
-                return -1;
-            }
-            if ((vl = j_unescape(vs, ve, (char *)f[i].val.data)) < 0)
-                goto bad;
-            f[i].val.len = (size_t)vl;
-            f[i].present = 1;
-        } else if (!j_skip(&c, 1)) {
-            goto bad;
-        }
-        j_ws(&c);
-        if (c.p < c.e && *c.p == ',') {
-            c.p++;
-            continue;
-        }
-        if (c.p < c.e && *c.p == '}') {
-            c.p++;
-            break;
-        }
-        goto bad;
-    }
-end:
-    j_ws(&c);
-    if (c.p != c.e)
-        goto bad;
-    return 1;
-bad:
-    jfields_free(f, nf);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
 /* XML: element text inside a known region (STS)                             */
 /* ------------------------------------------------------------------------ */
 
@@ -866,7 +536,7 @@ static long xml_text(const char *s, const char *e, char *out)
             if (s < e && (*s == 'x' || *s == 'X'))
                 hex = 1, t = ++s;
             while (s < e && *s != ';' && s - t < 8) {
-                d = hex ? hexval((unsigned char)*s)
+                d = hex ? kmsenv_hexval((unsigned char)*s)
                         : (*s >= '0' && *s <= '9' ? *s - '0' : -1);
                 if (d < 0)
                     return -1;
@@ -877,7 +547,7 @@ static long xml_text(const char *s, const char *e, char *out)
                 (cp >= 0xd800 && cp <= 0xdfff))
                 return -1;
             s++;
-            o += utf8_put(out + o, (unsigned)cp);
+            o += kmsenv_utf8_put(out + o, (unsigned)cp);
             continue;
         }
         return -1;
@@ -1891,7 +1561,7 @@ static void url_host(const char *url, char *host, size_t hostlen)
         if ((hend = memchr(h, ']', (size_t)(end - h))) == NULL)
             return;
         for (q = h + 1; q < hend; q++)
-            if (hexval((unsigned char)*q) < 0 && *q != ':' && *q != '.')
+            if (kmsenv_hexval((unsigned char)*q) < 0 && *q != ':' && *q != '.')
                 return;
         h++;
         q = hend + 1;
@@ -1955,7 +1625,7 @@ static int creds_from_json(const KMSENV_BUF *body, const char *label,
                            char *why, size_t whylen)
 {
     enum { F_AKID, F_SECRET, F_TOKEN, F_EXP, F_CODE, F_MSG, F_N };
-    JFIELD f[F_N] = {
+    KMSENV_JFIELD f[F_N] = {
         {"AccessKeyId", {NULL, 0}, 0}, {"SecretAccessKey", {NULL, 0}, 0},
         {"Token", {NULL, 0}, 0},       {"Expiration", {NULL, 0}, 0},
         {"Code", {NULL, 0}, 0},        {"Message", {NULL, 0}, 0}};
@@ -1963,7 +1633,8 @@ static int creds_from_json(const KMSENV_BUF *body, const char *label,
     char c[64], m[200];
     int r, ret = 0;
 
-    r = json_fields(body->data != NULL ? body->data : "", body->len, f, F_N);
+    r = kmsenv_json_fields(body->data != NULL ? body->data : "", body->len, f,
+                           F_N);
     if (r < 0)
         return -1;
     if (r == 0) {
@@ -2004,22 +1675,23 @@ static int creds_from_json(const KMSENV_BUF *body, const char *label,
               ? 1
               : -1;
 done:
-    jfields_free(f, F_N);
+    kmsenv_jfields_free(f, F_N);
     return ret;
 }
 
 /* Code/Message (or code/message) of a JSON error answer, for messages. */
 static void json_error(const KMSENV_BUF *body, char *out, size_t outlen)
 {
-    JFIELD f[4] = {{"Code", {NULL, 0}, 0},
-                   {"Message", {NULL, 0}, 0},
-                   {"code", {NULL, 0}, 0},
-                   {"message", {NULL, 0}, 0}};
+    KMSENV_JFIELD f[4] = {{"Code", {NULL, 0}, 0},
+                          {"Message", {NULL, 0}, 0},
+                          {"code", {NULL, 0}, 0},
+                          {"message", {NULL, 0}, 0}};
     char c[64] = "", m[200] = "";
 
     out[0] = '\0';
     ERR_set_mark();
-    if (body->data != NULL && json_fields(body->data, body->len, f, 4) == 1) {
+    if (body->data != NULL &&
+        kmsenv_json_fields(body->data, body->len, f, 4) == 1) {
         if (f[0].present || f[2].present) {
             KMSENV_SECRET *v = f[0].present ? &f[0].val : &f[2].val;
             printable(c, sizeof(c), (const char *)v->data, v->len);
@@ -2030,7 +1702,7 @@ static void json_error(const KMSENV_BUF *body, char *out, size_t outlen)
         }
     }
     ERR_pop_to_mark();
-    jfields_free(f, 4);
+    kmsenv_jfields_free(f, 4);
     if (c[0] != '\0' || m[0] != '\0')
         snprintf(out, outlen, ": %s%s%s", c, c[0] && m[0] ? ": " : "", m);
 }

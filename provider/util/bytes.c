@@ -145,3 +145,14 @@ void kmsenv_hex(char *out, const unsigned char *in, size_t n)
     }
     out[2 * n] = '\0';
 }
+
+int kmsenv_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

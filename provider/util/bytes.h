@@ -39,5 +39,7 @@ uint32_t kmsenv_get_u32(const unsigned char *p);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void kmsenv_hex(char *out, const unsigned char *in, size_t n);
+/* Value of one hex digit (either case), or -1. */
+int kmsenv_hexval(int c);
 
 #endif

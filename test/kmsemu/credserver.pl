@@ -45,24 +45,7 @@ my $LOCK  = "$opt{dir}/credstate.lock";
 # tokens {imds token => expiry epoch}, fail (credential requests left to
 # answer with HTTP 500).
 sub with_state {
-    my ($code) = @_;
-    open(my $lk, '>>', $LOCK) or die "$LOCK: $!";
-    flock($lk, LOCK_EX) or die "flock: $!";
-    my $text = '';
-    if (open(my $f, '<:raw', $STATE)) { local $/; $text = <$f> // '' }
-    my $st = $text eq '' ? {} : $JSON->decode($text);
-    my @r = eval { $code->($st) };
-    my $err = $@;
-    my $new = $JSON->encode($st);
-    if ($new ne $text) {
-        open(my $f, '>:raw', "$STATE.tmp") or die "$STATE.tmp: $!";
-        print $f $new;
-        close $f or die "$STATE.tmp: $!";
-        rename("$STATE.tmp", $STATE) or die "rename: $!";
-    }
-    close $lk;
-    die $err if $err;
-    return $r[0];
+    return scalar KmsEmu::HTTPD::with_state($STATE, $LOCK, sub { return {} }, @_);
 }
 
 with_state(sub {

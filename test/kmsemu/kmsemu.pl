@@ -64,24 +64,7 @@ my $LOCK    = "$opt{dir}/state.lock";
 #   mrk_seed hex
 
 sub with_state {
-    my ($code) = @_;
-    open(my $lk, '>>', $LOCK) or die "$LOCK: $!";
-    flock($lk, LOCK_EX) or die "flock: $!";
-    my $text = '';
-    if (open(my $f, '<:raw', $STATE)) { local $/; $text = <$f> // '' }
-    my $st = $text eq '' ? new_state() : $JSON->decode($text);
-    my @r = eval { $code->($st) };
-    my $err = $@;
-    my $new = $JSON->encode($st);
-    if ($new ne $text) {
-        open(my $f, '>:raw', "$STATE.tmp") or die "$STATE.tmp: $!";
-        print $f $new;
-        close $f or die "$STATE.tmp: $!";
-        rename("$STATE.tmp", $STATE) or die "rename: $!";
-    }
-    close $lk;
-    die $err if $err;
-    return wantarray ? @r : $r[0];
+    return KmsEmu::HTTPD::with_state($STATE, $LOCK, \&new_state, @_);
 }
 
 sub new_state {

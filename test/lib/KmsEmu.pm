@@ -551,6 +551,7 @@ use IO::Socket::INET;
 use IO::Select;
 use Socket qw(SOL_SOCKET SO_LINGER);
 use POSIX qw(:sys_wait_h);
+use Fcntl ();
 
 my %REASON = (
     100 => 'Continue', 200 => 'OK', 400 => 'Bad Request',
@@ -825,6 +826,30 @@ sub _read_request {
 }
 
 my $URANDOM;
+# Runs $code->($state) with the JSON state file under an exclusive flock
+# (the per-connection server processes share it), and writes it back
+# atomically if it changed. $init->() makes the first state.
+sub with_state {
+    my ($path, $lock, $init, $code) = @_;
+    open(my $lk, '>>', $lock) or die "$lock: $!";
+    flock($lk, Fcntl::LOCK_EX()) or die "flock: $!";
+    my $text = '';
+    if (open(my $f, '<:raw', $path)) { local $/; $text = <$f> // '' }
+    my $st = $text eq '' ? $init->() : $JSON->decode($text);
+    my @r = eval { $code->($st) };
+    my $err = $@;
+    my $new = $JSON->encode($st);
+    if ($new ne $text) {
+        open(my $f, '>:raw', "$path.tmp") or die "$path.tmp: $!";
+        print $f $new;
+        close $f or die "$path.tmp: $!";
+        rename("$path.tmp", $path) or die "rename: $!";
+    }
+    close $lk;
+    die $err if $err;
+    return wantarray ? @r : $r[0];
+}
+
 sub random_bytes {
     my ($n) = @_;
     open($URANDOM, '<:raw', '/dev/urandom') or die "urandom: $!"

@@ -380,16 +380,16 @@ static void test_iso8601(void)
 /* JSON                                                                      */
 /* ------------------------------------------------------------------------ */
 
-static int jparse(const char *doc, JFIELD *f, size_t nf)
+static int jparse(const char *doc, KMSENV_JFIELD *f, size_t nf)
 {
-    return json_fields(doc, strlen(doc), f, nf);
+    return kmsenv_json_fields(doc, strlen(doc), f, nf);
 }
 
 static void test_json(void)
 {
-    JFIELD f[3] = {{"AccessKeyId", {NULL, 0}, 0},
-                   {"SecretAccessKey", {NULL, 0}, 0},
-                   {"Token", {NULL, 0}, 0}};
+    KMSENV_JFIELD f[3] = {{"AccessKeyId", {NULL, 0}, 0},
+                          {"SecretAccessKey", {NULL, 0}, 0},
+                          {"Token", {NULL, 0}, 0}};
     static const char *const bad[] = {
         "",
         " ",
@@ -493,9 +493,9 @@ static void test_json(void)
     CHECK(jparse(deep, f, 3) == 1, "json: moderate nesting accepted");
 
     /* embedded NUL before the end: not an object end */
-    CHECK(json_fields("{\"a\":1}\0", 8, f, 3) == 0,
+    CHECK(kmsenv_json_fields("{\"a\":1}\0", 8, f, 3) == 0,
           "json: trailing NUL byte rejected");
-    jfields_free(f, 3);
+    kmsenv_jfields_free(f, 3);
 }
 
 /* Mutations of valid documents must never crash (run under ASan). */
@@ -510,9 +510,9 @@ static void test_fuzz(void)
         "<SessionToken>t</SessionToken><Expiration>2024-01-01T00:00:00Z"
         "</Expiration><!-- c --></Credentials></Result></R>",
     };
-    JFIELD f[3] = {{"AccessKeyId", {NULL, 0}, 0},
-                   {"SecretAccessKey", {NULL, 0}, 0},
-                   {"Token", {NULL, 0}, 0}};
+    KMSENV_JFIELD f[3] = {{"AccessKeyId", {NULL, 0}, 0},
+                          {"SecretAccessKey", {NULL, 0}, 0},
+                          {"Token", {NULL, 0}, 0}};
     KMSENV_AWS_CREDS c;
     char buf[512], why[200], err[400];
     unsigned char rnd[8];
@@ -551,7 +551,7 @@ static void test_fuzz(void)
                 char *d = malloc(len + 1);
                 memcpy(d, buf, len);
                 d[len] = '\0';
-                json_fields(d, len, f, 3);
+                kmsenv_json_fields(d, len, f, 3);
                 memset(&c, 0, sizeof(c));
                 if (sts_parse(d, len, "fuzz", &c, why, sizeof(why)) > 0)
                     kmsenv_aws_creds_clear(&c);
@@ -562,7 +562,7 @@ static void test_fuzz(void)
             ERR_clear_error();
         }
     }
-    jfields_free(f, 3);
+    kmsenv_jfields_free(f, 3);
     CHECK(!crashed, "fuzz: 40000 mutated JSON/XML documents, no crash");
 }
 
