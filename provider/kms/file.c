@@ -2,6 +2,7 @@
  * AES-256-GCM under the KEK with the encryption context as AAD. */
 #include "kms/keyring.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,19 +39,14 @@ static void file_free(KMSENV_KEK *k)
 static int read_kek(FILE_KEK *f)
 {
     struct stat st;
+    char why[128];
     ssize_t n;
     size_t got = 0;
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = kmsenv_open_regular(f->path, &st, why, sizeof(why));
 
     if (fd < 0) {
-        KMSENV_RAISE(KMSENV_R_KEK_UNAVAILABLE, "KEK file %s: %s", f->path,
-                     strerror(errno));
+        KMSENV_RAISE(KMSENV_R_KEK_UNAVAILABLE, "KEK file %s %s", f->path, why);
         return 0;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        KMSENV_RAISE(KMSENV_R_KEK_UNAVAILABLE,
-                     "KEK file %s is not a regular file", f->path);
-        goto err;
     }
     if ((st.st_mode & 077) != 0) {
         KMSENV_RAISE(KMSENV_R_KEK_PERMISSIONS,
