@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: a normal build, then the same suite under ASan+UBSan.
+# The whole suite: a normal build, then the same suite under ASan+UBSan,
+# then the thread tests (ctest -L threads) under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -11,3 +12,6 @@ cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DKMSENV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest --output-on-failure)
+cmake -S . -B build-tsan -DKMSENV_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-tsan -j"$jobs"
+(cd build-tsan && ctest -L threads --output-on-failure)

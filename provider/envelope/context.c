@@ -79,57 +79,61 @@ int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value)
     c->pairs[pos].key = nk;
     c->pairs[pos].value = nv;
     c->n++;
+    c->enclen += 4 + strlen(key) + strlen(value);
     return 1;
 oom:
     KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "encryption context");
     return 0;
 }
 
-/* Copies one escaped token up to an unescaped stop char. */
-static const char *unescape(const char *s, const char *stops, char *out,
-                            size_t outlen, int *ok)
+/* Copies one escaped token, up to an unescaped stop char or end, into out
+ * (terminated). Returns where it stopped, or NULL on a dangling '\' or an
+ * oversized token. */
+static const char *unescape(const char *s, const char *end, int stop, char *out,
+                            size_t outlen)
 {
     size_t n = 0;
 
-    *ok = 1;
-    while (*s != '\0' && strchr(stops, *s) == NULL) {
-        if (*s == '\\') {
-            s++;
-            if (*s == '\0') {
-                *ok = 0;
-                return s;
-            }
-        }
-        if (n + 1 >= outlen) {
-            *ok = 0;
-            return s;
-        }
+    while (s < end && *s != stop && !(stop == '=' && *s == ',')) {
+        if (*s == '\\' && ++s == end)
+            return NULL;
+        if (n + 1 >= outlen)
+            return NULL;
         out[n++] = *s++;
     }
     out[n] = '\0';
     return s;
 }
 
-static int parse_into(KMSENV_CONTEXT *c, const char *text)
+#define SHOWN 64 /* bytes of the text quoted in errors */
+
+static int parse_into(KMSENV_CONTEXT *c, const char *text, size_t len)
 {
     char key[1025], value[4097];
-    const char *s = text;
-    int ok;
+    const char *s = text, *end = text + len;
+    int shown = len > SHOWN ? SHOWN : (int)len;
+    const char *more = len > SHOWN ? "..." : "";
 
-    if (text == NULL)
-        return 1;
-    while (*s != '\0') {
-        s = unescape(s, "=,", key, sizeof(key), &ok);
-        if (!ok || *s != '=') {
+    if (memchr(text, '\0', len) != NULL) {
+        KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
+                     "context contains a NUL byte at offset %zu",
+                     (size_t)((const char *)memchr(text, '\0', len) - text));
+        return 0;
+    }
+    while (s < end) {
+        s = unescape(s, end, '=', key, sizeof(key));
+        if (s == NULL || s == end || *s != '=') {
             KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
-                         "expected key=value[,key=value...] in context '%s'",
-                         text);
+                         "expected key=value[,key=value...] in context "
+                         "'%.*s%s'",
+                         shown, text, more);
             return 0;
         }
-        s = unescape(s + 1, ",", value, sizeof(value), &ok);
-        if (!ok) {
+        s = unescape(s + 1, end, ',', value, sizeof(value));
+        if (s == NULL) {
             KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
-                         "bad escape or oversized value in context '%s'", text);
+                         "bad escape or oversized value in context '%.*s%s'",
+                         shown, text, more);
             return 0;
         }
         if (strncmp(key, "kmsenv:", 7) == 0 || strncmp(key, "aws:", 4) == 0) {
@@ -141,28 +145,33 @@ static int parse_into(KMSENV_CONTEXT *c, const char *text)
         }
         if (!kmsenv_ctx_add(c, key, value))
             return 0;
-        if (*s == ',') {
-            s++;
-            if (*s == '\0') {
-                KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
-                             "trailing ',' in context '%s'", text);
-                return 0;
-            }
+        /* Refuse at the size limit, before the pairs pile up. */
+        if (2 + c->enclen > KMSENV_CTX_MAX_ENCODED) {
+            KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
+                         "encryption context too large (over %d bytes "
+                         "encoded)",
+                         KMSENV_CTX_MAX_ENCODED);
+            return 0;
+        }
+        if (s < end && ++s == end) { /* skip ',' */
+            KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
+                         "trailing ',' in context '%.*s%s'", shown, text, more);
+            return 0;
         }
     }
     return 1;
 }
 
 /* All or nothing: on error c is unchanged. */
-int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text)
+int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text, size_t len)
 {
     KMSENV_CONTEXT tmp;
 
-    if (text == NULL)
+    if (text == NULL || len == 0)
         return 1;
     if (!kmsenv_ctx_copy(&tmp, c))
         return 0;
-    if (!parse_into(&tmp, text)) {
+    if (!parse_into(&tmp, text, len)) {
         kmsenv_ctx_free(&tmp);
         return 0;
     }

@@ -18,6 +18,7 @@ typedef struct {
 typedef struct {
     KMSENV_PAIR *pairs; /* kept sorted by key */
     size_t n, cap;
+    size_t enclen; /* canonical encoding size, kept current by ctx_add */
 } KMSENV_CONTEXT;
 
 void kmsenv_ctx_init(KMSENV_CONTEXT *c);
@@ -26,9 +27,11 @@ int kmsenv_ctx_copy(KMSENV_CONTEXT *dst, const KMSENV_CONTEXT *src);
 /* Adds one pair. Same key with the same value is a no-op; same key with
  * another value is an error. */
 int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value);
-/* Parses user text and accumulates pairs. Keys starting with "kmsenv:" or
+/* Parses len bytes of user text and accumulates pairs; all or nothing. A
+ * NUL byte anywhere is an error, and parsing stops as soon as the context
+ * would exceed KMSENV_CTX_MAX_ENCODED. Keys starting with "kmsenv:" or
  * "aws:" are reserved and refused. */
-int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text);
+int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text, size_t len);
 int kmsenv_ctx_encode(const KMSENV_CONTEXT *c, KMSENV_WR *w);
 /* Human-readable form for error messages (never secret). */
 void kmsenv_ctx_describe(const KMSENV_CONTEXT *c, char *buf, size_t len);

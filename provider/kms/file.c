@@ -45,7 +45,7 @@ static int read_kek(FILE_KEK *f)
     int fd = kmsenv_open_regular(f->path, &st, why, sizeof(why));
 
     if (fd < 0) {
-        KMSENV_RAISE(KMSENV_R_KEK_UNAVAILABLE, "KEK file %s %s", f->path, why);
+        KMSENV_RAISE(KMSENV_R_KEK_UNAVAILABLE, "KEK file %s: %s", f->path, why);
         return 0;
     }
     if ((st.st_mode & 077) != 0) {

@@ -4,6 +4,7 @@
 #include "envelope/context.h"
 #include "envelope/record.h"
 #include "ossl/keyobj.h"
+#include "ossl/params.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -90,7 +91,7 @@ static int init(REC_CTX *c, void *keydata, const OSSL_PARAM params[])
 {
     KMSENV_KEYOBJ *k = keydata;
 
-    if (k == NULL || k->ks.keys.data == NULL) {
+    if (k == NULL || !k->loaded) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "no loaded keyset");
         return 0;
     }
@@ -222,17 +223,14 @@ static int rc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     REC_CTX *c = vctx;
     const OSSL_PARAM *p;
     const char *text = NULL;
+    size_t len = 0;
     int changed = 0;
 
     for (p = params; p != NULL && p->key != NULL; p++) {
         if (strcmp(p->key, P_CONTEXT) != 0)
             continue;
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &text)) {
-            KMSENV_RAISE(KMSENV_R_BAD_CONTEXT,
-                         "context must be a UTF-8 string key=value[,...]");
-            return 0;
-        }
-        if (!kmsenv_ctx_parse(&c->ectx, text)) {
+        if (!kmsenv_param_text(p, "the encryption context", &text, &len) ||
+            !kmsenv_ctx_parse(&c->ectx, text, len)) {
             /* the failed text left ectx unchanged; earlier ones count */
             if (changed)
                 (void)reencode(c);

@@ -1,6 +1,7 @@
 /* KEYMGMT for KMSENV-KEYSET: opaque keysets. Secrets never leave: export
  * and import are refused; encoders write only the wrapped form. */
 #include "ossl/keyobj.h"
+#include "ossl/params.h"
 #include "ossl/provider.h"
 #include "util/err.h"
 
@@ -69,7 +70,7 @@ static int ks_has(const void *keydata, int selection)
     if (k == NULL)
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
-        return k->ks.keys.data != NULL;
+        return k->loaded;
     return 1; /* no public part, no domain parameters: trivially present */
 }
 
@@ -98,6 +99,7 @@ static int ks_get_params(void *keydata, OSSL_PARAM params[])
     KMSENV_KEYOBJ *k = keydata;
     OSSL_PARAM *p;
     char hex[33];
+    unsigned int primary, nver;
 
     if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL &&
         !OSSL_PARAM_set_int(p, 256))
@@ -115,11 +117,16 @@ static int ks_get_params(void *keydata, OSSL_PARAM params[])
         if (!OSSL_PARAM_set_utf8_string(p, hex))
             return 0;
     }
+    if (!CRYPTO_THREAD_read_lock(k->lock))
+        return 0;
+    primary = k->ks.primary;
+    nver = (unsigned int)k->ks.nver;
+    CRYPTO_THREAD_unlock(k->lock);
     if ((p = OSSL_PARAM_locate(params, P_PRIMARY)) != NULL &&
-        !OSSL_PARAM_set_uint(p, k->ks.primary))
+        !OSSL_PARAM_set_uint(p, primary))
         return 0;
     if ((p = OSSL_PARAM_locate(params, P_NVERSIONS)) != NULL &&
-        !OSSL_PARAM_set_uint(p, (unsigned int)k->ks.nver))
+        !OSSL_PARAM_set_uint(p, nver))
         return 0;
     return 1;
 }
@@ -155,8 +162,8 @@ static int ks_set_params(void *keydata, const OSSL_PARAM params[])
 {
     KMSENV_KEYOBJ *k = keydata;
     const OSSL_PARAM *p;
-    const char *spec = NULL;
-    int rotate = 0;
+    char *spec = NULL;
+    int rotate = 0, ok;
 
     if ((p = OSSL_PARAM_locate_const(params, P_ROTATE)) != NULL &&
         (!OSSL_PARAM_get_int(p, &rotate) ||
@@ -167,8 +174,10 @@ static int ks_set_params(void *keydata, const OSSL_PARAM params[])
         !set_state_param(k, params, P_DISABLE, KMSENV_STATE_DISABLED))
         return 0;
     if ((p = OSSL_PARAM_locate_const(params, P_REWRAP)) != NULL) {
-        if (!OSSL_PARAM_get_utf8_string_ptr(p, &spec) ||
-            !kmsenv_keyobj_rewrap(k, spec))
+        ok = kmsenv_param_strdup(p, "the rewrap keyring", &spec) &&
+             kmsenv_keyobj_rewrap(k, spec);
+        OPENSSL_free(spec);
+        if (!ok)
             return 0;
     }
     return 1;
@@ -202,10 +211,8 @@ static int ks_gen_set_params(void *genctx, const OSSL_PARAM params[])
 
     if (p == NULL)
         return 1;
-    if (!OSSL_PARAM_get_utf8_string(p, &spec, 0)) {
-        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "keyring must be a string");
+    if (!kmsenv_param_strdup(p, "the keyring", &spec))
         return 0;
-    }
     OPENSSL_free(g->keyring);
     g->keyring = spec;
     return 1;

@@ -113,6 +113,7 @@ KMSENV_KEYOBJ *kmsenv_keyobj_load(KMSENV_PROV *prov, const unsigned char *der,
     k->derlen = len;
     if (k->der == NULL || !refresh(k, 0))
         goto err;
+    k->loaded = 1;
     kmsenv_log(2, "loaded %s: %zu versions, primary %u", k->name, k->ks.nver,
                k->ks.primary);
     kmsenv_ctx_free(&ectx);
@@ -148,6 +149,7 @@ KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec)
         !kmsenv_keyset_add_version(&k->ks, prov->libctx, NULL, k->ks.created) ||
         !refresh(k, 1))
         goto err;
+    k->loaded = 1;
     kmsenv_log(1, "created %s under %s", k->name, spec);
     kmsenv_keyring_free(kr);
     kmsenv_ctx_free(&ectx);
@@ -165,7 +167,7 @@ static int mutate(KMSENV_KEYOBJ *k, int (*fn)(KMSENV_KEYOBJ *, const void *),
 {
     int ok;
 
-    if (k->ks.keys.data == NULL) {
+    if (!k->loaded) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s is not loaded", k->name);
         return 0;
     }

@@ -19,6 +19,9 @@ typedef struct {
     size_t derlen;
     char name[96]; /* "keyset <id>" for messages */
     unsigned int generation;
+    /* Set before the object is published (load, generate), never changed:
+     * read without the lock. Everything else above the lock protects. */
+    int loaded;
 } KMSENV_KEYOBJ;
 
 KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov);

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 
 /* Returns an fd opened read-only, non-blocking and close-on-exec, with *st
- * filled, or -1 with why set ("does not exist", "is not a regular file",
- * strerror). */
+ * filled, or -1 with why set (strerror, or "not a regular file ..."): callers
+ * print "ROLE PATH: WHY". */
 int kmsenv_open_regular(const char *path, struct stat *st, char *why,
                         size_t whylen);
 

@@ -22,7 +22,15 @@ sub tmpdir { return tempdir('kmsenv-test-XXXXXX', TMPDIR => 1, CLEANUP => 1) }
 
 # Under ASan the sanitizer runtime must be loaded before openssl itself.
 sub san_env {
-    return () unless ($ENV{KMSENV_SANITIZE} // '') =~ /^(ON|1|TRUE)$/i;
+    my $san = $ENV{KMSENV_SANITIZE} // '';
+    if ($san eq 'TSAN') {
+        chomp(my $tsan = `gcc -print-file-name=libtsan.so`);
+        return (
+            LD_PRELOAD   => $tsan,
+            TSAN_OPTIONS => 'halt_on_error=1:exitcode=96:second_deadlock_stack=1',
+        );
+    }
+    return () unless $san =~ /^(ON|1|TRUE)$/i;
     chomp(my $asan = `gcc -print-file-name=libasan.so`);
     chomp(my $ubsan = `gcc -print-file-name=libubsan.so`);
     return (
@@ -57,7 +65,7 @@ sub run {
     $rc = 128 + ($? & 127) if $? & 127;
     my ($o, $e) = (slurp($out), slurp($err));
     # A sanitizer report is always a failure, whatever the command returned.
-    if ($e =~ /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)/) {
+    if ($e =~ /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer)/) {
         $rc = 97;
         print STDERR "# sanitizer report from @cmd:\n$e";
     }

@@ -660,7 +660,7 @@ static char *ctx_hex(const char *text)
 
     kmsenv_ctx_init(&c);
     kmsenv_wr_init(&w);
-    if (kmsenv_ctx_parse(&c, text) && kmsenv_ctx_encode(&c, &w)) {
+    if (kmsenv_ctx_parse(&c, text, strlen(text)) && kmsenv_ctx_encode(&c, &w)) {
         h = xmalloc(2 * w.len + 1);
         tohex(h, w.p, w.len);
     }
@@ -678,7 +678,7 @@ static int ctx_rejects(const char *text)
 
     kmsenv_ctx_init(&c);
     kmsenv_wr_init(&w);
-    ok = kmsenv_ctx_parse(&c, text) && kmsenv_ctx_encode(&c, &w);
+    ok = kmsenv_ctx_parse(&c, text, strlen(text)) && kmsenv_ctx_encode(&c, &w);
     ok = !ok && last_reason() == KMSENV_R_BAD_CONTEXT;
     kmsenv_wr_free(&w);
     kmsenv_ctx_free(&c);
@@ -693,7 +693,7 @@ static int ctx_enc(const char *text, KMSENV_WR *w)
 
     kmsenv_ctx_init(&c);
     kmsenv_wr_init(w);
-    ok = kmsenv_ctx_parse(&c, text) && kmsenv_ctx_encode(&c, w);
+    ok = kmsenv_ctx_parse(&c, text, strlen(text)) && kmsenv_ctx_encode(&c, w);
     kmsenv_ctx_free(&c);
     return ok;
 }
@@ -907,7 +907,8 @@ static void test_context(void)
     /* vectors */
     kmsenv_ctx_init(&c);
     kmsenv_wr_init(&w);
-    CHECK(kmsenv_ctx_parse(&c, CTX_VEC_TEXT) && kmsenv_ctx_encode(&c, &w),
+    CHECK(kmsenv_ctx_parse(&c, CTX_VEC_TEXT, strlen(CTX_VEC_TEXT)) &&
+              kmsenv_ctx_encode(&c, &w),
           "context: parse and encode '%s'", CTX_VEC_TEXT);
     VEC("context table=cards,row=42", w.p, w.len, CTX_VEC_HEX);
     ref_ctx(&r, vec_pairs, 2);
@@ -930,7 +931,7 @@ static void test_context(void)
     VEC("empty context", w.p, w.len, CTX_EMPTY_HEX);
     kmsenv_wr_free(&w);
     kmsenv_ctx_init(&c);
-    CHECK(kmsenv_ctx_parse(&c, NULL) && c.n == 0,
+    CHECK(kmsenv_ctx_parse(&c, NULL, 0) && c.n == 0,
           "context: NULL text is empty");
     kmsenv_ctx_free(&c);
 
@@ -943,8 +944,9 @@ static void test_context(void)
     free(b);
     kmsenv_ctx_init(&c);
     a = ctx_hex("a=1,b=2");
-    CHECK(kmsenv_ctx_parse(&c, "b=2") && kmsenv_ctx_parse(&c, "a=1") &&
-              c.n == 2 && a != NULL,
+    CHECK(kmsenv_ctx_parse(&c, "b=2", strlen("b=2")) &&
+              kmsenv_ctx_parse(&c, "a=1", strlen("a=1")) && c.n == 2 &&
+              a != NULL,
           "context: parse accumulates across calls");
     kmsenv_wr_init(&w);
     CHECK(kmsenv_ctx_encode(&c, &w) && a != NULL && hex_eq(w.p, w.len, a),
@@ -955,8 +957,9 @@ static void test_context(void)
 
     /* a failed parse changes nothing, even after valid leading pairs */
     kmsenv_ctx_init(&c);
-    CHECK(kmsenv_ctx_parse(&c, "t=1") && !kmsenv_ctx_parse(&c, "x=1,bad") &&
-              c.n == 1 && strcmp(c.pairs[0].key, "t") == 0,
+    CHECK(kmsenv_ctx_parse(&c, "t=1", strlen("t=1")) &&
+              !kmsenv_ctx_parse(&c, "x=1,bad", 7) && c.n == 1 &&
+              strcmp(c.pairs[0].key, "t") == 0,
           "context: failed parse is all or nothing");
     ERR_clear_error();
     kmsenv_ctx_free(&c);
@@ -1016,7 +1019,8 @@ static void test_context(void)
     free(a);
     CHECK(ctx_rejects("a=1,a=2"), "context: duplicate key with another value");
     kmsenv_ctx_init(&c);
-    CHECK(kmsenv_ctx_parse(&c, "a=1") && !kmsenv_ctx_parse(&c, "a=2"),
+    CHECK(kmsenv_ctx_parse(&c, "a=1", strlen("a=1")) &&
+              !kmsenv_ctx_parse(&c, "a=2", strlen("a=2")),
           "context: conflicting value across parse calls rejected");
     ERR_clear_error();
     kmsenv_ctx_free(&c);
@@ -1076,6 +1080,40 @@ static void test_context(void)
               kmsenv_ctx_encode(&c, &w) && w.len == 8192,
           "context: encoding of exactly 8192 bytes accepted");
     kmsenv_wr_free(&w);
+
+    /* hostile text: length-bounded, NUL refused, size refused while
+     * parsing (not after 100,000 pairs pile up) */
+    {
+        static const char nul[] = "user=alice\0,doc=7";
+        KMSENV_CONTEXT h;
+        char *exact = malloc(9), *many;
+        size_t i, n = 100000, len;
+
+        kmsenv_ctx_init(&h);
+        CHECK(!kmsenv_ctx_parse(&h, nul, sizeof(nul) - 1) && h.n == 0 &&
+                  last_reason() == KMSENV_R_BAD_CONTEXT,
+              "context: NUL inside the text rejected (no truncation)");
+        ERR_clear_error();
+        memcpy(exact, "a=1,b=22", 8); /* no terminator: ASan checks the bound */
+        CHECK(exact != NULL && kmsenv_ctx_parse(&h, exact, 8) && h.n == 2 &&
+                  strcmp(h.pairs[1].value, "22") == 0,
+              "context: text read by its length only");
+        kmsenv_ctx_free(&h);
+        CHECK(kmsenv_ctx_parse(&h, exact, 3) && h.n == 1 &&
+                  strcmp(h.pairs[0].value, "1") == 0,
+              "context: length cuts the text");
+        kmsenv_ctx_free(&h);
+        free(exact);
+        many = malloc(n * 12);
+        for (i = 0, len = 0; many != NULL && i < n; i++)
+            len += (size_t)sprintf(many + len, "%s%zu=v", i ? "," : "", i);
+        CHECK(many != NULL && !kmsenv_ctx_parse(&h, many, len) && h.n == 0 &&
+                  last_reason() == KMSENV_R_BAD_CONTEXT,
+              "context: 100,000 pairs refused by the parser at the size "
+              "limit");
+        ERR_clear_error();
+        free(many);
+    }
 
     /* copy */
     CHECK(kmsenv_ctx_copy(&c2, &c) && c2.n == 2 &&

@@ -1,0 +1,237 @@
+/* Drives the provider through the EVP API with hostile and concurrent use:
+ *   param_probe PROVIDER_DIR params KEYSET KEK
+ *       string OSSL_PARAMs read by data_size: NUL inside a context, a
+ *       rewrap keyring or a genpkey keyring is refused; an unterminated
+ *       context binds exactly its bytes.
+ *   param_probe PROVIDER_DIR race KEYSET THREADS ROUNDS
+ *       THREADS threads seal and open records and read key params while
+ *       one thread rotates the same key (run under TSan by the suite).
+ * Prints "ok ..." / "not ok ..." lines and exits 0 only if all are ok. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
+
+static int failures;
+
+static void check(int ok, const char *what)
+{
+    printf("%sok - %s\n", ok ? "" : "not ", what);
+    if (!ok) {
+        failures++;
+        ERR_print_errors_fp(stdout);
+    }
+    ERR_clear_error();
+}
+
+static int errors_mention(const char *text)
+{
+    unsigned long e;
+    const char *data;
+    int flags, found = 0;
+    char buf[256];
+
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        if (strstr(buf, text) != NULL ||
+            ((flags & ERR_TXT_STRING) && strstr(data, text) != NULL))
+            found = 1;
+    }
+    return found;
+}
+
+static EVP_PKEY *load(const char *uri)
+{
+    OSSL_STORE_CTX *s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
+    EVP_PKEY *pk = NULL;
+
+    while (s != NULL && pk == NULL && !OSSL_STORE_eof(s)) {
+        OSSL_STORE_INFO *i = OSSL_STORE_load(s);
+        if (i != NULL && OSSL_STORE_INFO_get_type(i) == OSSL_STORE_INFO_PKEY)
+            pk = OSSL_STORE_INFO_get1_PKEY(i);
+        OSSL_STORE_INFO_free(i);
+    }
+    OSSL_STORE_close(s);
+    return pk;
+}
+
+/* A context param of exactly len bytes (no terminator unless counted). */
+static int crypt_ctx(EVP_PKEY *pk, int enc, const char *ctx, size_t len,
+                     const unsigned char *in, size_t inlen, unsigned char *out,
+                     size_t *outlen)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+    char *copy = malloc(len > 0 ? len : 1);
+    OSSL_PARAM p[2];
+    size_t cap = *outlen;
+    int ok;
+
+    memcpy(copy, ctx, len);
+    p[0] = OSSL_PARAM_construct_utf8_string("context", copy, len);
+    p[1] = OSSL_PARAM_construct_end();
+    ok = c != NULL && (enc ? EVP_PKEY_encrypt_init_ex(c, p)
+                           : EVP_PKEY_decrypt_init_ex(c, p));
+    if (ok) {
+        *outlen = cap;
+        ok = enc ? EVP_PKEY_encrypt(c, out, outlen, in, inlen)
+                 : EVP_PKEY_decrypt(c, out, outlen, in, inlen);
+    }
+    free(copy);
+    EVP_PKEY_CTX_free(c);
+    return ok > 0;
+}
+
+static int params_mode(const char *keyset, const char *kek)
+{
+    static const char nul_ctx[] = "user=alice\0,doc=7";
+    unsigned char rec[256], pt[256];
+    size_t rlen = sizeof(rec), plen = sizeof(pt);
+    char spec[1024], genspec[1024];
+    EVP_PKEY *pk = load(keyset), *gen = NULL;
+    EVP_PKEY_CTX *g;
+    OSSL_PARAM p[2];
+    size_t n;
+
+    check(pk != NULL, "keyset loads");
+    if (pk == NULL)
+        return 1;
+
+    rlen = sizeof(rec);
+    check(!crypt_ctx(pk, 1, nul_ctx, sizeof(nul_ctx) - 1,
+                     (const unsigned char *)"x", 1, rec, &rlen) &&
+              errors_mention("NUL"),
+          "context with a NUL inside is refused, naming the NUL");
+
+    rlen = sizeof(rec);
+    check(crypt_ctx(pk, 1, "user=alice", 10, (const unsigned char *)"secret", 6,
+                    rec, &rlen),
+          "unterminated context (data_size 10) seals");
+    plen = sizeof(pt);
+    check(crypt_ctx(pk, 0, "user=alice", 11, rec, rlen, pt, &plen) &&
+              plen == 6 && memcmp(pt, "secret", 6) == 0,
+          "it opens under the same text with its terminator counted");
+    plen = sizeof(pt);
+    check(!crypt_ctx(pk, 0, "user=alice,doc=7", 16, rec, rlen, pt, &plen),
+          "it does not open under another context");
+
+    n = (size_t)snprintf(spec, sizeof(spec), "file:%s", kek);
+    memcpy(spec + n, "\0;file:/nonexistent", 20);
+    p[0] =
+        OSSL_PARAM_construct_utf8_string("kmsenv-rewrap-keyring", spec, n + 19);
+    p[1] = OSSL_PARAM_construct_end();
+    check(!EVP_PKEY_set_params(pk, p) && errors_mention("NUL"),
+          "rewrap keyring with a NUL inside is refused");
+
+    memcpy(genspec, spec, n + 20);
+    g = EVP_PKEY_CTX_new_from_name(NULL, "KMSENV-KEYSET", NULL);
+    p[0] = OSSL_PARAM_construct_utf8_string("keyring", genspec, n + 19);
+    check(g != NULL && EVP_PKEY_keygen_init(g) > 0 &&
+              (EVP_PKEY_CTX_set_params(g, p) <= 0 ||
+               EVP_PKEY_generate(g, &gen) <= 0) &&
+              gen == NULL && errors_mention("NUL"),
+          "genpkey keyring with a NUL inside is refused");
+    p[0] = OSSL_PARAM_construct_utf8_string("keyring", genspec, n);
+    check(EVP_PKEY_CTX_set_params(g, p) > 0 && EVP_PKEY_generate(g, &gen) > 0 &&
+              gen != NULL,
+          "genpkey keyring by data_size (unterminated) generates");
+    EVP_PKEY_free(gen);
+    EVP_PKEY_CTX_free(g);
+    EVP_PKEY_free(pk);
+    return failures != 0;
+}
+
+struct race {
+    EVP_PKEY *pk;
+    int rounds, ok;
+};
+
+static void *worker(void *arg)
+{
+    struct race *r = arg;
+    unsigned char rec[128], pt[128];
+    unsigned int primary;
+    size_t rlen, plen;
+    int i;
+
+    for (i = 0; i < r->rounds; i++) {
+        OSSL_PARAM q[2] = {
+            OSSL_PARAM_construct_uint("kmsenv-primary-version", &primary),
+            OSSL_PARAM_construct_end()};
+        rlen = sizeof(rec);
+        plen = sizeof(pt);
+        if (!crypt_ctx(r->pk, 1, "row=1", 5, (const unsigned char *)"pan", 3,
+                       rec, &rlen) ||
+            !crypt_ctx(r->pk, 0, "row=1", 5, rec, rlen, pt, &plen) ||
+            plen != 3 || !EVP_PKEY_get_params(r->pk, q) ||
+            EVP_PKEY_get_bits(r->pk) != 256) {
+            r->ok = 0;
+            ERR_print_errors_fp(stderr);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static void *rotator(void *arg)
+{
+    struct race *r = arg;
+    int one = 1, i;
+    OSSL_PARAM p[2] = {OSSL_PARAM_construct_int("kmsenv-rotate", &one),
+                       OSSL_PARAM_construct_end()};
+
+    for (i = 0; i < r->rounds / 8 + 1; i++)
+        if (!EVP_PKEY_set_params(r->pk, p)) {
+            r->ok = 0;
+            ERR_print_errors_fp(stderr);
+            return NULL;
+        }
+    return NULL;
+}
+
+static int race_mode(const char *keyset, int nthreads, int rounds)
+{
+    pthread_t t[33];
+    struct race r = {load(keyset), rounds, 1};
+    int i;
+
+    check(r.pk != NULL, "keyset loads");
+    if (r.pk == NULL || nthreads < 1 || nthreads > 32)
+        return 1;
+    for (i = 0; i < nthreads; i++)
+        pthread_create(&t[i], NULL, worker, &r);
+    pthread_create(&t[nthreads], NULL, rotator, &r);
+    for (i = 0; i <= nthreads; i++)
+        pthread_join(t[i], NULL);
+    check(r.ok, "records, params and rotation from several threads");
+    EVP_PKEY_free(r.pk);
+    return failures != 0;
+}
+
+int main(int argc, char **argv)
+{
+    OSSL_PROVIDER *def, *kms;
+    int rc = 2;
+
+    if (argc < 4)
+        return 2;
+    OSSL_PROVIDER_set_default_search_path(NULL, argv[1]);
+    def = OSSL_PROVIDER_load(NULL, "default");
+    kms = OSSL_PROVIDER_load(NULL, "kmsenv");
+    if (def == NULL || kms == NULL) {
+        ERR_print_errors_fp(stderr);
+        return 1;
+    }
+    if (strcmp(argv[2], "params") == 0 && argc == 5)
+        rc = params_mode(argv[3], argv[4]);
+    else if (strcmp(argv[2], "race") == 0 && argc == 6)
+        rc = race_mode(argv[3], atoi(argv[4]), atoi(argv[5]));
+    OSSL_PROVIDER_unload(kms);
+    OSSL_PROVIDER_unload(def);
+    return rc;
+}
