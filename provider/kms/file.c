@@ -48,6 +48,14 @@ static int read_kek(FILE_KEK *f)
         KMSENV_RAISE(KMSENV_R_KEK_UNAVAILABLE, "KEK file %s: %s", f->path, why);
         return 0;
     }
+    /* Whoever owns the file can replace the key: only we or root may. */
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        KMSENV_RAISE(KMSENV_R_KEK_PERMISSIONS,
+                     "KEK file %s is owned by uid %ld; it must be owned by "
+                     "this process's user (uid %ld) or root",
+                     f->path, (long)st.st_uid, (long)geteuid());
+        goto err;
+    }
     if ((st.st_mode & 077) != 0) {
         KMSENV_RAISE(KMSENV_R_KEK_PERMISSIONS,
                      "KEK file %s has mode %04o: group or others can access "

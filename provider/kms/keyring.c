@@ -1,4 +1,5 @@
 #include "kms/keyring.h"
+#include "kms/policy.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -13,7 +14,7 @@ static const KMSENV_KEK_METHOD *const methods[] = {
     &kmsenv_aws_kek_method,
 };
 
-static const KMSENV_KMS_ENV default_env = {NULL, NULL, NULL};
+static const KMSENV_KMS_ENV default_env = {NULL, NULL, NULL, NULL};
 
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen)
@@ -114,6 +115,9 @@ static int open_one(const char *spec, void *arg)
                      KMSENV_KS_MAX_WRAPS);
         return 0;
     }
+    if (a->env != NULL &&
+        !kmsenv_kek_allowed(a->env->allowed_keks, spec, NULL, 0, NULL))
+        return 0;
     if ((k = kek_open(a->env, spec)) == NULL)
         return 0;
     nk = OPENSSL_realloc(a->kr->kek, (a->kr->n + 1) * sizeof(*nk));
@@ -284,6 +288,30 @@ static void unwrap_order(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
         }
 }
 
+/* The KEK policy, checked for every copy before any keyring call: a keyset
+ * that names one KEK outside it is refused whole. A redirected copy is
+ * checked by its new spec (the recorded fingerprint no longer applies). */
+static int wraps_allowed(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
+                         size_t nwraps, const char *redirect, const char *name)
+{
+    size_t i;
+    int ok = 1;
+
+    if (env == NULL || env->allowed_keks == NULL)
+        return 1;
+    for (i = 0; i < nwraps && ok; i++) {
+        char *spec = redirected(redirect, wraps[i].spec);
+        int same = spec != NULL && strcmp(spec, wraps[i].spec) == 0;
+
+        ok =
+            spec != NULL && kmsenv_kek_allowed(env->allowed_keks, spec,
+                                               same ? wraps[i].fp : NULL,
+                                               same ? wraps[i].fplen : 0, name);
+        OPENSSL_free(spec);
+    }
+    return ok;
+}
+
 int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                           size_t nwraps, const char *redirect,
                           const KMSENV_CONTEXT *ectx, size_t len,
@@ -293,6 +321,8 @@ int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
 
     if (nwraps > KMSENV_KS_MAX_WRAPS)
         nwraps = KMSENV_KS_MAX_WRAPS;
+    if (!wraps_allowed(env, wraps, nwraps, redirect, name))
+        return 0;
     unwrap_order(env, wraps, nwraps, redirect, order);
     ERR_set_mark();
     for (i = 0; i < nwraps; i++) {

@@ -30,6 +30,7 @@ typedef struct {
     OSSL_LIB_CTX *libctx;
     const KMSENV_AWS_CFG *aws;   /* may be NULL */
     KMSENV_AWS_STATE *aws_state; /* credentials cache; may be NULL */
+    const char *allowed_keks;    /* KEK policy (kms/policy.h); may be NULL */
 } KMSENV_KMS_ENV;
 
 typedef struct {

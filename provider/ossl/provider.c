@@ -123,6 +123,7 @@ static void prov_free(KMSENV_PROV *prov)
     OPENSSL_free(prov->keyset);
     OPENSSL_free(prov->context);
     OPENSSL_free(prov->redirect);
+    OPENSSL_free(prov->allowed_keks);
     OPENSSL_free(prov->debug);
     OPENSSL_free(prov->aws.region);
     OPENSSL_free(prov->aws.endpoint);
@@ -159,6 +160,7 @@ static const struct setting_def {
     {"keyset", "KMSENV_KEYSET", S_STR, STR_AT(keyset)},
     {"context", "KMSENV_CONTEXT", S_STR, STR_AT(context)},
     {"redirect", "KMSENV_REDIRECT", S_STR, STR_AT(redirect)},
+    {"allowed_keks", "KMSENV_ALLOWED_KEKS", S_STR, STR_AT(allowed_keks)},
     {"aws_region", "KMSENV_AWS_REGION", S_STR, AWS_AT(region)},
     {"aws_endpoint", "KMSENV_AWS_ENDPOINT", S_STR, AWS_AT(endpoint)},
     {"aws_profile", "KMSENV_AWS_PROFILE", S_STR, AWS_AT(profile)},
@@ -297,6 +299,7 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     prov->kms.libctx = prov->libctx;
     prov->kms.aws = &prov->aws;
     prov->kms.aws_state = prov->aws_state;
+    prov->kms.allowed_keks = prov->allowed_keks;
     kmsenv_log(2, "provider init: keyring=%s keyset=%s context=%s",
                prov->keyring ? prov->keyring : "-",
                prov->keyset ? prov->keyset : "-",

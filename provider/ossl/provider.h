@@ -19,6 +19,7 @@ typedef struct {
     char *keyset;         /* keyset / KMSENV_KEYSET */
     char *context;        /* context / KMSENV_CONTEXT */
     char *redirect;       /* redirect / KMSENV_REDIRECT */
+    char *allowed_keks;   /* allowed_keks / KMSENV_ALLOWED_KEKS */
     char *debug;          /* debug / KMSENV_DEBUG */
     KMSENV_AWS_CFG aws;   /* aws_* keys, ca_file, timeouts, ... */
     KMSENV_AWS_STATE *aws_state;

@@ -40,6 +40,8 @@ static const OSSL_ITEM reason_strings[] = {
     {KMSENV_R_KMS_AUTH_FAILED,
      "KMS rejected the request's credentials or signature"},
     {KMSENV_R_NO_CREDENTIALS, "no usable AWS credentials"},
+    {KMSENV_R_KEK_NOT_ALLOWED,
+     "key-encryption key not allowed by the KEK policy (allowed_keks)"},
     {0, NULL}};
 
 static const OSSL_CORE_HANDLE *core_handle;

@@ -21,6 +21,7 @@
 #include "envelope/record.h"
 #include "envelope/xaes.h"
 #include "kms/keyring.h"
+#include "kms/policy.h"
 #include "util/bytes.h"
 #include "util/err.h"
 #include "util/secmem.h"
@@ -2382,6 +2383,49 @@ static void test_doc_vectors(void)
     free(doc);
 }
 
+/* aws-kms: policy entries: checked by the recorded key ARN, exact or by
+ * prefix; file: entries are covered end to end by test/16-kek-policy.t. */
+static void test_kek_policy(void)
+{
+    static const char arn[] =
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab";
+    const unsigned char *fp = (const unsigned char *)arn;
+    size_t n = sizeof(arn) - 1;
+
+    CHECK(kmsenv_kek_allowed(NULL, "aws-kms:alias/x", fp, n, "k") &&
+              kmsenv_kek_allowed("", "aws-kms:alias/x", fp, n, "k"),
+          "policy: none set allows everything");
+    CHECK(kmsenv_kek_allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:key/",
+                             "aws-kms:alias/app", fp, n, "k"),
+          "policy: ARN prefix matches the recorded ARN, not the alias spec");
+    CHECK(!kmsenv_kek_allowed("aws-kms:arn:aws:kms:us-east-1:999922223333:",
+                              "aws-kms:alias/app", fp, n, "k") &&
+              last_reason() == KMSENV_R_KEK_NOT_ALLOWED,
+          "policy: another account's prefix refuses");
+    ERR_clear_error();
+    CHECK(kmsenv_kek_allowed("file:/nonexistent/;aws-kms:"
+                             "arn:aws:kms:us-east-1:111122223333:key/"
+                             "1234abcd-12ab",
+                             "aws-kms:1234abcd-12ab", fp, n, "k"),
+          "policy: exact ARN entry, second in the list");
+    CHECK(!kmsenv_kek_allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:"
+                              "key/1234abcd-12a",
+                              "aws-kms:x", fp, n, "k"),
+          "policy: an exact entry is not a prefix");
+    ERR_clear_error();
+    CHECK(!kmsenv_kek_allowed("aws-kms:alias/app", "aws-kms:alias/app", fp, n,
+                              "k"),
+          "policy: an alias entry does not cover the ARN Decrypt names");
+    ERR_clear_error();
+    CHECK(kmsenv_kek_allowed("aws-kms:alias/app", "aws-kms:alias/app", NULL, 0,
+                             "k"),
+          "policy: without a recorded ARN the spec is checked (generate)");
+    CHECK(!kmsenv_kek_allowed("0123456789abcdef0123456789abcdef",
+                              "aws-kms:alias/app", fp, n, "k"),
+          "policy: fingerprint entries are for file: KEKs only");
+    ERR_clear_error();
+}
+
 int main(int argc, char **argv)
 {
     int tmp_ok;
@@ -2413,6 +2457,7 @@ int main(int argc, char **argv)
     tmp_cleanup();
     test_keyset_large();
     test_doc_vectors();
+    test_kek_policy();
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? 0 : 1;
