@@ -2,6 +2,7 @@
 #include "kms/keyring.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #include <string.h>
 #include <time.h>
@@ -303,7 +304,7 @@ static void fmt_time(uint64_t t, char *buf, size_t len)
 
 int kmsenv_keyobj_describe(KMSENV_KEYOBJ *k, BIO *out)
 {
-    char hex[33], when[32], fp[140];
+    char hex[33], when[32], fp[140], spec[1024];
     size_t i;
     int ok = 1;
 
@@ -326,8 +327,10 @@ int kmsenv_keyobj_describe(KMSENV_KEYOBJ *k, BIO *out)
     ok &= BIO_printf(out, "key-encryption keys: %zu\n", k->ks.nwrap) > 0;
     for (i = 0; i < k->ks.nwrap; i++) {
         kmsenv_fp_text(k->ks.wrap[i].fp, k->ks.wrap[i].fplen, fp, sizeof(fp));
-        ok &= BIO_printf(out, "  kek %zu: %s, fingerprint %s\n", i + 1,
-                         k->ks.wrap[i].spec, fp) > 0;
+        kmsenv_escape(spec, sizeof(spec), k->ks.wrap[i].spec,
+                      strlen(k->ks.wrap[i].spec));
+        ok &= BIO_printf(out, "  kek %zu: %s, fingerprint %s\n", i + 1, spec,
+                         fp) > 0;
     }
     CRYPTO_THREAD_unlock(k->lock);
     return ok;

@@ -1,5 +1,6 @@
 #include "util/err.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,24 +76,37 @@ void kmsenv_err_clear_core(const OSSL_CORE_HANDLE *handle)
     }
 }
 
+static void core_error(uint32_t reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    core_vset_error(core_handle, reason, fmt, ap);
+    va_end(ap);
+}
+
 void kmsenv_raise_at(const char *file, int line, const char *func, int reason,
                      const char *fmt, ...)
 {
     va_list ap;
-    char msg[1024];
+    char raw[1024], msg[2048];
+    int n;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = 0;
+    /* Names, specs and KMS messages come from files and servers. */
+    kmsenv_escape(msg, sizeof(msg), raw,
+                  (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1);
     kmsenv_log(1, "error: %s (%s:%d)", msg, func, line);
 
     if (core_handle != NULL && core_new_error != NULL &&
         core_set_error_debug != NULL && core_vset_error != NULL) {
         core_new_error(core_handle);
         core_set_error_debug(core_handle, file, line, func);
-        va_start(ap, fmt);
-        core_vset_error(core_handle, (uint32_t)reason, fmt, ap);
-        va_end(ap);
+        core_error((uint32_t)reason, "%s", msg);
     } else {
         ERR_new();
         ERR_set_debug(file, line, func);

@@ -1,4 +1,5 @@
 #include "util/log.h"
+#include "util/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,16 +65,22 @@ int kmsenv_log_enabled(int level)
 void kmsenv_log(int level, const char *fmt, ...)
 {
     va_list ap;
+    char raw[2048], line[4096];
+    int n;
 
     if (!kmsenv_log_enabled(level))
         return;
+    va_start(ap, fmt);
+    n = vsnprintf(raw, sizeof(raw), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    /* One line per entry, whatever a spec or a server put in the text. */
+    kmsenv_escape(line, sizeof(line), raw,
+                  (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1);
     pthread_mutex_lock(&log_lock);
     if (log_fp != NULL) {
-        fprintf(log_fp, "kmsenv[%ld]: ", (long)getpid());
-        va_start(ap, fmt);
-        vfprintf(log_fp, fmt, ap);
-        va_end(ap);
-        fputc('\n', log_fp);
+        fprintf(log_fp, "kmsenv[%ld]: %s\n", (long)getpid(), line);
         fflush(log_fp);
     }
     pthread_mutex_unlock(&log_lock);
