@@ -33,6 +33,8 @@
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 
+#include "bench_common.h"
+
 #define MSG_LEN 64
 #define REC_OVERHEAD 47 /* kmsenv record: 31-byte header + 16-byte tag */
 #define GCM_IV_LEN 12
@@ -43,80 +45,6 @@
 
 static const char CONTEXT[] = "table=cards,row=42";
 static const char WRONG_CONTEXT[] = "table=cards,row=43";
-
-/* ---- temporary KEK file, removed at exit (also on SIGINT/SIGTERM) ---- */
-
-static char tmp_dir[4096];
-static char kek_path[4096 + 16];
-
-static void remove_tmp(void)
-{
-    if (kek_path[0] != '\0')
-        unlink(kek_path);
-    if (tmp_dir[0] != '\0')
-        rmdir(tmp_dir);
-}
-
-static void on_signal(int sig)
-{
-    remove_tmp(); /* unlink and rmdir are async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static int make_kek(void)
-{
-    const char *base = getenv("TMPDIR");
-    unsigned char key[32];
-    int fd, n;
-    ssize_t w;
-
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    n = snprintf(tmp_dir, sizeof(tmp_dir), "%s/kmsenv-bench-XXXXXX", base);
-    if (n < 0 || (size_t)n >= sizeof(tmp_dir)) {
-        tmp_dir[0] = '\0';
-        fprintf(stderr, "bench_record: TMPDIR too long\n");
-        return 0;
-    }
-    if (mkdtemp(tmp_dir) == NULL) {
-        fprintf(stderr, "bench_record: mkdtemp %s: %s\n", tmp_dir,
-                strerror(errno));
-        tmp_dir[0] = '\0';
-        return 0;
-    }
-    snprintf(kek_path, sizeof(kek_path), "%s/kek", tmp_dir);
-    fd = open(kek_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        fprintf(stderr, "bench_record: create %s: %s\n", kek_path,
-                strerror(errno));
-        kek_path[0] = '\0';
-        return 0;
-    }
-    if (RAND_bytes(key, sizeof(key)) <= 0) {
-        fprintf(stderr, "bench_record: RAND_bytes failed for the KEK\n");
-        close(fd);
-        return 0;
-    }
-    w = write(fd, key, sizeof(key));
-    OPENSSL_cleanse(key, sizeof(key));
-    /* umask can only remove bits; make sure it is exactly 0600 anyway */
-    if (w != (ssize_t)sizeof(key) || fchmod(fd, 0600) != 0 || close(fd) != 0) {
-        fprintf(stderr, "bench_record: writing %s failed\n", kek_path);
-        return 0;
-    }
-    return 1;
-}
-
-/* ---- timing ---- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* The plaintext carries the iteration number so every round trip checks a
  * different message and the first and last iterations are distinguishable. */
@@ -131,8 +59,7 @@ static void fill_pt(unsigned char pt[MSG_LEN], uint64_t i)
 
 static void err_print(const char *what)
 {
-    fprintf(stderr, "bench_record: %s failed\n", what);
-    ERR_print_errors_fp(stderr);
+    bench_err("bench_record", what);
 }
 
 /* ---- raw EVP AES-256-GCM ---- */
@@ -275,14 +202,14 @@ static EVP_PKEY_CTX *record_ctx(KMS *k, int enc, const char *context)
 
 static int kms_init(KMS *k, OSSL_LIB_CTX *libctx)
 {
-    char spec[sizeof(kek_path) + 8];
+    char spec[sizeof(bench_kek_path) + 8];
     OSSL_PARAM p[2];
     EVP_PKEY_CTX *g;
     int ok;
 
     memset(k, 0, sizeof(*k));
     k->libctx = libctx;
-    snprintf(spec, sizeof(spec), "file:%s", kek_path);
+    snprintf(spec, sizeof(spec), "file:%s", bench_kek_path);
     g = EVP_PKEY_CTX_new_from_name(libctx, "KMSENV-KEYSET", NULL);
     if (g == NULL) {
         err_print("EVP_PKEY_CTX_new_from_name(KMSENV-KEYSET)");
@@ -489,7 +416,7 @@ typedef struct {
 /* Runs m for at least secs; ops/s into *rate. 0 if any op failed. */
 static int run_for(MEASURE *m, double secs, double *rate)
 {
-    double t0 = now_s(), t;
+    double t0 = bench_now(), t;
     uint64_t n = 0;
     int j;
 
@@ -497,43 +424,10 @@ static int run_for(MEASURE *m, double secs, double *rate)
         for (j = 0; j < CHECK_EVERY; j++, n++)
             if (!m->op(m->arg, m->next_i++))
                 return 0;
-        t = now_s() - t0;
+        t = bench_now() - t0;
     } while (t < secs);
     *rate = (double)n / t;
     return 1;
-}
-
-static double arg_seconds(int argc, char **argv)
-{
-    const char *s = argc > 2 ? argv[2] : getenv("BENCH_SECONDS");
-    char *end;
-    double v;
-
-    if (s == NULL || *s == '\0')
-        return 1.0;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || *end != '\0' || !isfinite(v) || v <= 0.0 || v > 3600) {
-        fprintf(stderr, "bench_record: bad duration '%s' (seconds, > 0)\n", s);
-        return -1;
-    }
-    return v;
-}
-
-static int arg_rounds(void)
-{
-    const char *s = getenv("BENCH_ROUNDS");
-    char *end;
-    long v;
-
-    if (s == NULL || *s == '\0')
-        return 3;
-    v = strtol(s, &end, 10);
-    if (*end != '\0' || v < 1 || v > 64) {
-        fprintf(stderr, "bench_record: bad BENCH_ROUNDS '%s' (1..64)\n", s);
-        return -1;
-    }
-    return (int)v;
 }
 
 static void print_provider(OSSL_PROVIDER *p)
@@ -573,15 +467,13 @@ int main(int argc, char **argv)
     memset(&kms, 0, sizeof(kms));
     if (build_dir == NULL || *build_dir == '\0')
         build_dir = "build";
-    if ((secs = arg_seconds(argc, argv)) < 0 || (rounds = arg_rounds()) < 0)
+    if ((secs = bench_seconds("bench_record", argc, argv)) < 0 ||
+        (rounds = bench_rounds("bench_record")) < 0)
         return 2;
     warm = secs * 0.2;
     warm = warm < 0.05 ? 0.05 : warm > 0.25 ? 0.25 : warm;
 
-    atexit(remove_tmp);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    if (!make_kek())
+    if (!bench_make_kek("bench_record"))
         return 1;
 
     libctx = OSSL_LIB_CTX_new();

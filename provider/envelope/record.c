@@ -6,23 +6,35 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-int kmsenv_rec_key_init(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
-                        uint32_t version, const KMSENV_XAES *xaes)
+int kmsenv_rec_key_init_with(KMSENV_REC_KEY *k, EVP_CIPHER *gcm,
+                             uint32_t version, const KMSENV_XAES *xaes)
 {
     memset(k, 0, sizeof(*k));
     k->version = version;
-    if (!kmsenv_xaes_dup(&k->xaes, xaes))
-        return 0;
-    k->gcm = EVP_CIPHER_fetch(libctx, "AES-256-GCM", NULL);
-    k->gctx = EVP_CIPHER_CTX_new();
-    if (k->gcm == NULL || k->gctx == NULL) {
-        kmsenv_rec_key_cleanup(k);
+    if (gcm == NULL || !EVP_CIPHER_up_ref(gcm)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE,
                      "AES-256-GCM unavailable (is the default provider "
                      "loaded?)");
         return 0;
     }
+    k->gcm = gcm;
+    if (!kmsenv_xaes_dup(&k->xaes, xaes) ||
+        (k->gctx = EVP_CIPHER_CTX_new()) == NULL) {
+        kmsenv_rec_key_cleanup(k);
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "record working key");
+        return 0;
+    }
     return 1;
+}
+
+int kmsenv_rec_key_init(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
+                        uint32_t version, const KMSENV_XAES *xaes)
+{
+    EVP_CIPHER *gcm = EVP_CIPHER_fetch(libctx, "AES-256-GCM", NULL);
+    int ok = kmsenv_rec_key_init_with(k, gcm, version, xaes);
+
+    EVP_CIPHER_free(gcm);
+    return ok;
 }
 
 void kmsenv_rec_key_cleanup(KMSENV_REC_KEY *k)

@@ -28,6 +28,10 @@ typedef struct {
 
 int kmsenv_rec_key_init(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
                         uint32_t version, const KMSENV_XAES *xaes);
+/* The same with an AES-256-GCM implementation fetched once by the caller
+ * (held with an extra reference): nothing is fetched per working key. */
+int kmsenv_rec_key_init_with(KMSENV_REC_KEY *k, EVP_CIPHER *gcm,
+                             uint32_t version, const KMSENV_XAES *xaes);
 void kmsenv_rec_key_cleanup(KMSENV_REC_KEY *k);
 
 /* Reads the version from a record header; 0 with an error if malformed. */

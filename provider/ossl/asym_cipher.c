@@ -1,6 +1,7 @@
 /* ASYM_CIPHER for KMSENV-KEYSET: context-bound records through
  * EVP_PKEY_encrypt/decrypt and `openssl pkeyutl`. The encryption context is
- * the "context" parameter (key=value[,key=value]; repeated sets accumulate). */
+ * the "context" parameter (key=value[,key=value]; repeated sets accumulate)
+ * or "kmsenv-replace-context" (the same text; replaces the context). */
 #include "envelope/context.h"
 #include "envelope/record.h"
 #include "ossl/keyobj.h"
@@ -13,6 +14,9 @@
 #include <openssl/params.h>
 
 #define P_CONTEXT "context"
+/* Replaces the whole context: a reused ctx moves to the next row with one
+ * set_params call, no re-init. */
+#define P_REPLACE_CONTEXT "kmsenv-replace-context"
 
 static OSSL_FUNC_asym_cipher_newctx_fn rc_newctx;
 static OSSL_FUNC_asym_cipher_freectx_fn rc_freectx;
@@ -30,10 +34,8 @@ typedef struct {
     KMSENV_PROV *prov;
     KMSENV_KEYOBJ *key; /* borrowed from the EVP_PKEY */
     KMSENV_CONTEXT ectx;
-    KMSENV_WR ctxenc;  /* canonical encoding of ectx, kept current */
-    KMSENV_REC_KEY rk; /* cached working key for one version */
-    int rk_valid;
-    unsigned int rk_generation;
+    KMSENV_WR ctxenc;    /* canonical encoding of ectx, kept current */
+    KMSENV_LEASE *lease; /* working key, kept across records and re-inits */
 } REC_CTX;
 
 static void *rc_newctx(void *provctx)
@@ -48,20 +50,14 @@ static void *rc_newctx(void *provctx)
     return c;
 }
 
-static void drop_rk(REC_CTX *c)
-{
-    if (c->rk_valid)
-        kmsenv_rec_key_cleanup(&c->rk);
-    c->rk_valid = 0;
-}
-
 static void rc_freectx(void *vctx)
 {
     REC_CTX *c = vctx;
 
     if (c == NULL)
         return;
-    drop_rk(c);
+    if (c->key != NULL)
+        kmsenv_keyobj_lease_park(c->key, c->lease);
     kmsenv_ctx_free(&c->ectx);
     kmsenv_wr_free(&c->ctxenc);
     OPENSSL_free(c);
@@ -95,7 +91,13 @@ static int init(REC_CTX *c, void *keydata, const OSSL_PARAM params[])
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "no loaded keyset");
         return 0;
     }
-    drop_rk(c);
+    /* A re-init on the same key keeps the working key: the lease knows
+     * when the key's versions change. */
+    if (c->key != k && c->lease != NULL) {
+        kmsenv_lease_release(c->lease);
+        OPENSSL_free(c->lease);
+        c->lease = NULL;
+    }
     c->key = k;
     kmsenv_ctx_free(&c->ectx);
     return reencode(c) && rc_set_ctx_params(c, params);
@@ -111,48 +113,13 @@ static int rc_decrypt_init(void *vctx, void *keydata, const OSSL_PARAM params[])
     return init(vctx, keydata, params);
 }
 
-/* Makes c->rk the working key for version (for_encrypt: the primary). */
-static int select_version(REC_CTX *c, int for_encrypt, uint32_t version)
+/* The working key of the primary (for_encrypt) or of version. */
+static int lease(REC_CTX *c, int for_encrypt, uint32_t version)
 {
-    KMSENV_KEYOBJ *k = c->key;
-    int idx, ok = 0;
-
-    if (!CRYPTO_THREAD_read_lock(k->lock))
+    if (c->lease == NULL &&
+        (c->lease = kmsenv_keyobj_lease_take(c->key)) == NULL)
         return 0;
-    if (for_encrypt)
-        version = k->ks.primary;
-    /* Every change of versions or states bumps the generation, so a cached
-     * key of the same generation was found and enabled when cached. */
-    if (c->rk_valid && c->rk.version == version &&
-        c->rk_generation == k->generation) {
-        ok = 1;
-        goto done;
-    }
-    idx = kmsenv_keyset_find(&k->ks, version);
-    if (idx < 0) {
-        KMSENV_RAISE(KMSENV_R_UNKNOWN_VERSION,
-                     "%s: record is under version %u, which this keyset does "
-                     "not have (versions 1..%u)",
-                     k->name, version,
-                     k->ks.nver ? k->ks.ver[k->ks.nver - 1].id : 0);
-        goto done;
-    }
-    if (k->ks.ver[idx].state == KMSENV_STATE_DISABLED) {
-        KMSENV_RAISE(KMSENV_R_VERSION_DISABLED,
-                     "%s: version %u is disabled (kmsenv enable --version %u "
-                     "re-enables it)",
-                     k->name, version, version);
-        goto done;
-    }
-    drop_rk(c);
-    if (!kmsenv_rec_key_init(&c->rk, k->prov->libctx, version, &k->xaes[idx]))
-        goto done;
-    c->rk_valid = 1;
-    c->rk_generation = k->generation;
-    ok = 1;
-done:
-    CRYPTO_THREAD_unlock(k->lock);
-    return ok;
+    return kmsenv_keyobj_lease(c->key, for_encrypt, version, c->lease);
 }
 
 static int rc_encrypt(void *vctx, unsigned char *out, size_t *outlen,
@@ -176,9 +143,9 @@ static int rc_encrypt(void *vctx, unsigned char *out, size_t *outlen,
                      inlen + KMSENV_REC_OVERHEAD, outsize);
         return 0;
     }
-    if (!select_version(c, 1, 0))
+    if (!lease(c, 1, 0))
         return 0;
-    return kmsenv_record_seal(&c->rk, c->prov->libctx, c->key->ks.id,
+    return kmsenv_record_seal(&c->lease->rk, c->prov->libctx, c->key->ks.id,
                               c->ctxenc.p, c->ctxenc.len, NULL, in, inlen, out,
                               outlen);
 }
@@ -205,10 +172,10 @@ static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
                      inlen - KMSENV_REC_OVERHEAD, outsize);
         return 0;
     }
-    if (!select_version(c, 0, version))
+    if (!lease(c, 0, version))
         return 0;
-    if (!kmsenv_record_open(&c->rk, c->key->ks.id, c->ctxenc.p, c->ctxenc.len,
-                            in, inlen, out, outlen)) {
+    if (!kmsenv_record_open(&c->lease->rk, c->key->ks.id, c->ctxenc.p,
+                            c->ctxenc.len, in, inlen, out, outlen)) {
         kmsenv_ctx_describe(&c->ectx, desc, sizeof(desc));
         KMSENV_RAISE(KMSENV_R_RECORD_AUTH_FAILED,
                      "%s, version %u: decryption refused under context {%s}",
@@ -226,11 +193,27 @@ static int rc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     size_t len = 0;
     int changed = 0;
 
+    KMSENV_CONTEXT fresh;
+    int ok;
+
     for (p = params; p != NULL && p->key != NULL; p++) {
-        if (strcmp(p->key, P_CONTEXT) != 0)
+        if (strcmp(p->key, P_CONTEXT) == 0) {
+            ok = kmsenv_param_text(p, "the encryption context", &text, &len) &&
+                 kmsenv_ctx_parse(&c->ectx, text, len);
+        } else if (strcmp(p->key, P_REPLACE_CONTEXT) == 0) {
+            kmsenv_ctx_init(&fresh);
+            ok = kmsenv_param_text(p, "the encryption context", &text, &len) &&
+                 kmsenv_ctx_parse(&fresh, text, len);
+            if (ok) {
+                kmsenv_ctx_free(&c->ectx);
+                c->ectx = fresh;
+            } else {
+                kmsenv_ctx_free(&fresh);
+            }
+        } else {
             continue;
-        if (!kmsenv_param_text(p, "the encryption context", &text, &len) ||
-            !kmsenv_ctx_parse(&c->ectx, text, len)) {
+        }
+        if (!ok) {
             /* the failed text left ectx unchanged; earlier ones count */
             if (changed)
                 (void)reencode(c);
@@ -243,8 +226,9 @@ static int rc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
 
 static const OSSL_PARAM *rc_settable_ctx_params(void *vctx, void *provctx)
 {
-    static const OSSL_PARAM p[] = {OSSL_PARAM_utf8_string(P_CONTEXT, NULL, 0),
-                                   OSSL_PARAM_END};
+    static const OSSL_PARAM p[] = {
+        OSSL_PARAM_utf8_string(P_CONTEXT, NULL, 0),
+        OSSL_PARAM_utf8_string(P_REPLACE_CONTEXT, NULL, 0), OSSL_PARAM_END};
     return p;
 }
 

@@ -4,6 +4,7 @@
 #include "util/log.h"
 #include "util/text.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <openssl/bio.h>
@@ -35,12 +36,25 @@ static void free_xaes(KMSENV_XAES *x, size_t n)
     OPENSSL_free(x);
 }
 
+static void lease_free(KMSENV_LEASE *l)
+{
+    if (l != NULL) {
+        kmsenv_lease_release(l);
+        OPENSSL_free(l);
+    }
+}
+
 void kmsenv_keyobj_free(KMSENV_KEYOBJ *k)
 {
+    size_t i;
+
     if (k == NULL)
         return;
+    for (i = 0; i < KMSENV_LEASE_SLOTS; i++)
+        lease_free(atomic_exchange(&k->parked[i].lease, NULL));
     free_xaes(k->xaes, k->nxaes);
     kmsenv_keyset_free(&k->ks);
+    EVP_CIPHER_free(k->gcm);
     OPENSSL_free(k->der);
     CRYPTO_THREAD_lock_free(k->lock);
     OPENSSL_free(k);
@@ -66,6 +80,14 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
 
     if (x == NULL)
         return 0;
+    if (k->gcm == NULL && (k->gcm = EVP_CIPHER_fetch(
+                               k->prov->libctx, "AES-256-GCM", NULL)) == NULL) {
+        OPENSSL_free(x);
+        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE,
+                     "AES-256-GCM unavailable (is the default provider "
+                     "loaded?)");
+        return 0;
+    }
     for (i = 0; i < k->ks.nver; i++)
         if (!kmsenv_xaes_init(&x[i], k->prov->libctx,
                               kmsenv_keyset_key(&k->ks, (int)i))) {
@@ -86,7 +108,7 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
     free_xaes(k->xaes, k->nxaes);
     k->xaes = x;
     k->nxaes = k->ks.nver;
-    k->generation++;
+    atomic_fetch_add_explicit(&k->generation, 1, memory_order_release);
     return 1;
 }
 
@@ -275,6 +297,88 @@ static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
 int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec)
 {
     return mutate(k, do_rewrap, spec);
+}
+
+void kmsenv_lease_release(KMSENV_LEASE *l)
+{
+    if (l->valid)
+        kmsenv_rec_key_cleanup(&l->rk);
+    l->valid = 0;
+}
+
+int kmsenv_keyobj_lease(KMSENV_KEYOBJ *k, int primary, uint32_t version,
+                        KMSENV_LEASE *l)
+{
+    unsigned int gen =
+        atomic_load_explicit(&k->generation, memory_order_acquire);
+    int idx, ok = 0;
+
+    /* The generation covers every change of versions, states and the
+     * primary: a lease of the same generation is still right. A lease made
+     * for the primary serves records of that version too. */
+    if (l->valid && l->generation == gen &&
+        (primary ? l->for_primary : l->rk.version == version))
+        return 1;
+    if (!CRYPTO_THREAD_read_lock(k->lock))
+        return 0;
+    if (primary)
+        version = k->ks.primary;
+    idx = kmsenv_keyset_find(&k->ks, version);
+    if (idx < 0) {
+        KMSENV_RAISE(KMSENV_R_UNKNOWN_VERSION,
+                     "%s: record is under version %u, which this keyset does "
+                     "not have (versions 1..%u)",
+                     k->name, version,
+                     k->ks.nver ? k->ks.ver[k->ks.nver - 1].id : 0);
+        goto done;
+    }
+    if (k->ks.ver[idx].state == KMSENV_STATE_DISABLED) {
+        KMSENV_RAISE(KMSENV_R_VERSION_DISABLED,
+                     "%s: version %u is disabled (kmsenv enable --version %u "
+                     "re-enables it)",
+                     k->name, version, version);
+        goto done;
+    }
+    kmsenv_lease_release(l);
+    if (!kmsenv_rec_key_init_with(&l->rk, k->gcm, version, &k->xaes[idx]))
+        goto done;
+    l->valid = 1;
+    l->for_primary = primary;
+    l->generation = atomic_load_explicit(&k->generation, memory_order_relaxed);
+    ok = 1;
+done:
+    CRYPTO_THREAD_unlock(k->lock);
+    return ok;
+}
+
+/* This thread's slot: threads' TLS blocks lie pages apart. */
+static size_t slot_of_thread(void)
+{
+    static _Thread_local char here;
+    uint64_t h = (uint64_t)(uintptr_t)&here * UINT64_C(0x9E3779B97F4A7C15);
+
+    return (size_t)(h >> 60) % KMSENV_LEASE_SLOTS;
+}
+
+KMSENV_LEASE *kmsenv_keyobj_lease_take(KMSENV_KEYOBJ *k)
+{
+    KMSENV_LEASE *l = atomic_exchange_explicit(
+        &k->parked[slot_of_thread()].lease, NULL, memory_order_acquire);
+
+    if (l == NULL && (l = OPENSSL_zalloc(sizeof(*l))) == NULL)
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "%s: record working key", k->name);
+    return l;
+}
+
+void kmsenv_keyobj_lease_park(KMSENV_KEYOBJ *k, KMSENV_LEASE *l)
+{
+    if (l != NULL && !l->valid) {
+        OPENSSL_free(l);
+        return;
+    }
+    if (l != NULL)
+        lease_free(atomic_exchange_explicit(&k->parked[slot_of_thread()].lease,
+                                            l, memory_order_acq_rel));
 }
 
 int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der, size_t *len)

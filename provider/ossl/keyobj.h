@@ -4,10 +4,31 @@
 #ifndef KMSENV_OSSL_KEYOBJ_H
 #define KMSENV_OSSL_KEYOBJ_H
 
+#include <stdatomic.h>
 #include <openssl/crypto.h>
 #include "envelope/keyset.h"
+#include "envelope/record.h"
 #include "envelope/xaes.h"
 #include "ossl/provider.h"
+
+/* A lease: a caller's own working record key for one version. It stays
+ * valid while the keyset's versions and states are unchanged, so a caller
+ * that keeps its lease pays one atomic load per record and shares no lock
+ * or cache line with other threads. */
+typedef struct {
+    KMSENV_REC_KEY rk;
+    unsigned int generation;
+    int valid, for_primary;
+} KMSENV_LEASE;
+
+/* Leases given back by freed contexts wait here for the next context of the
+ * same thread (slot chosen by thread), so a fresh EVP_PKEY_CTX per record
+ * does not rebuild its working key. One slot per cache line. */
+#define KMSENV_LEASE_SLOTS 16
+typedef struct {
+    _Atomic(KMSENV_LEASE *) lease;
+    char pad[64 - sizeof(void *)];
+} KMSENV_LEASE_SLOT;
 
 typedef struct {
     KMSENV_PROV *prov;
@@ -17,11 +38,15 @@ typedef struct {
     size_t nxaes;
     unsigned char *der; /* wrapped encoding (what encoders write) */
     size_t derlen;
-    char name[96]; /* "keyset <id>" for messages */
-    unsigned int generation;
+    char name[96];   /* "keyset <id>" for messages */
+    EVP_CIPHER *gcm; /* AES-256-GCM, fetched once at load */
+    /* Bumped (under the write lock) by every change of versions or
+     * states; leases compare it without taking the lock. */
+    _Atomic unsigned int generation;
     /* Set before the object is published (load, generate), never changed:
      * read without the lock. Everything else above the lock protects. */
     int loaded;
+    KMSENV_LEASE_SLOT parked[KMSENV_LEASE_SLOTS];
 } KMSENV_KEYOBJ;
 
 KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov);
@@ -39,6 +64,18 @@ KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec);
 int kmsenv_keyobj_rotate(KMSENV_KEYOBJ *k);
 int kmsenv_keyobj_set_state(KMSENV_KEYOBJ *k, uint32_t version, int state);
 int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec);
+
+/* Makes l the working key of the primary version (primary set) or of
+ * version: reuses l when still current, else rebuilds it under the read
+ * lock. Raises UNKNOWN_VERSION or VERSION_DISABLED naming the keyset. */
+int kmsenv_keyobj_lease(KMSENV_KEYOBJ *k, int primary, uint32_t version,
+                        KMSENV_LEASE *l);
+void kmsenv_lease_release(KMSENV_LEASE *l);
+/* A lease for a new context: one this thread parked on k, else a new empty
+ * one (NULL when out of memory). Park gives it back when the context is
+ * freed (k owns parked leases and frees them with itself). */
+KMSENV_LEASE *kmsenv_keyobj_lease_take(KMSENV_KEYOBJ *k);
+void kmsenv_keyobj_lease_park(KMSENV_KEYOBJ *k, KMSENV_LEASE *l);
 
 /* Encoded wrapped keyset, copied out under the read lock. */
 int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der, size_t *len);
