@@ -633,13 +633,13 @@ static void test_xml(void)
 
     snprintf(doc, sizeof(doc), STS_OK_FMT, "FQoGZXIvYXdzE&amp;&#x2F;&#43;==",
              "wJalr&lt;XU&gt;&quot;&apos;<![CDATA[&raw<]]>",
-             "2024-01-02T03:04:05Z", "ASIAXML");
+             "2124-01-02T03:04:05Z", "ASIAXML");
     memset(&c, 0, sizeof(c));
     r = sts_parse(doc, strlen(doc), "t", &c, why, sizeof(why));
     CHECK(r == 1 && strcmp(c.akid, "ASIAXML") == 0 &&
               strcmp((char *)c.secret.data, "wJalr<XU>\"'&raw<") == 0 &&
               strcmp((char *)c.token.data, "FQoGZXIvYXdzE&/+==") == 0 &&
-              c.expiration == 1704164645LL && creds_secure(&c),
+              c.expiration == 4859838245LL && creds_secure(&c),
           "xml: STS answer with entities and CDATA");
     kmsenv_aws_creds_clear(&c);
 
@@ -749,10 +749,10 @@ static void test_ini(void)
               "aws_secret_access_key = FROMCFG\n[profile dev2]\nregion=x\n",
               &l);
     CHECK(ok && l.merged.found && strcmp(l.merged.akid, "A") == 0 &&
-              sec_is(&l.merged.secret, "FROMCFG") &&
-              strcmp(l.merged.region, "ap-south-1") == 0,
-          "ini: [profile NAME] in config, plain [NAME] ignored there, "
-          "per-key merge");
+              !l.merged.has_secret && l.keys_from == 1 && l.other_secret &&
+              !l.other_akid && strcmp(l.merged.region, "ap-south-1") == 0,
+          "ini: [profile NAME] in config, plain [NAME] ignored there; "
+          "settings merged, keys not merged across files");
     lookup_free(&l);
 
     reset();
@@ -761,59 +761,136 @@ static void test_ini(void)
           "ini: [profile dev] in the credentials file is not 'dev'");
     lookup_free(&l);
 
-    /* malformed lines, binary junk, a broken header */
+    /* the legacy token name, in either file; botocore looks for
+     * aws_security_token first */
     reset();
-    {
-        static const char junk[] = "[default\naws_access_key_id=BROKEN\n"
-                                   "= novalue\n"
-                                   "justtext\n"
-                                   "[default]\n"
-                                   "aws_access_key_id\n"
-                                   "aws_secret_access_key=x\0y\n"
-                                   "key=\n"
-                                   "aws_access_key_id=GOOD\n"
-                                   "\xff\xfe[\x01]=\x02\n"
-                                   "[]\n"
-                                   "aws_access_key_id=AFTER_EMPTY\n";
-        write_file(tmp_path("credentials-junk"), junk, sizeof(junk) - 1);
-        setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials-junk"), 1);
-    }
-    ok = load(NULL, NULL, NULL, &l);
-    CHECK(ok && l.merged.found && strcmp(l.merged.akid, "GOOD") == 0 &&
-              !l.merged.has_secret,
-          "ini: malformed lines ignored, broken header owns nothing");
+    ok = load("p",
+              "[p]\naws_access_key_id=A\naws_secret_access_key=S\n"
+              "aws_security_token=legacy-tok\n",
+              "", &l);
+    CHECK(ok && l.merged.has_token && sec_is(&l.merged.token, "legacy-tok") &&
+              is_secure(l.merged.token.data),
+          "ini: aws_security_token accepted (secure memory)");
+    lookup_free(&l);
+    reset();
+    ok = load("p",
+              "[p]\naws_access_key_id=A\naws_secret_access_key=S\n"
+              "aws_session_token=new-tok\naws_security_token=legacy-tok\n",
+              "", &l);
+    CHECK(ok && sec_is(&l.merged.token, "legacy-tok"),
+          "ini: both token names: aws_security_token, as botocore");
+    lookup_free(&l);
+    reset();
+    ok = load("p", "",
+              "[profile p]\naws_access_key_id=A\n"
+              "aws_secret_access_key=S\naws_security_token=cfg-tok\n",
+              &l);
+    CHECK(ok && l.keys_from == 2 && sec_is(&l.merged.token, "cfg-tok"),
+          "ini: aws_security_token in the config file");
+    lookup_free(&l);
+    reset();
+    ok = load("p", "[p]\naws_access_key_id=A\naws_secret_access_key=S\n",
+              "[profile p]\naws_session_token=cfg-tok\n", &l);
+    CHECK(ok && l.keys_from == 1 && !l.merged.has_token &&
+              l.merged.token.data == NULL,
+          "ini: a token in the other file is not attached to the keys");
     lookup_free(&l);
 
-    /* lines of any length: a 100 KiB token is read, a 2 MiB line is
-     * ignored and what follows it is not attributed */
+    /* malformed files are errors naming file and line, never showing the
+     * line (it may hold a secret); as configparser, the whole file */
+    {
+        static const struct {
+            const char *text;
+            size_t len;
+            const char *want;
+        } bad[] = {
+#define BAD(t, w) {t, sizeof(t) - 1, w}
+            BAD("aws_access_key_id = AKIATOP\n[default]\n"
+                "aws_secret_access_key = s\n",
+                "line 1: a setting before any [section] header"),
+            BAD("# comment\n\n  top-secret-value\n[default]\n",
+                "line 3: a setting before any [section] header"),
+            BAD("[default\naws_access_key_id=BROKEN\n",
+                "line 1: malformed [section] header"),
+            BAD("[x]\na=b\n[]\n", "line 3: malformed [section] header"),
+            BAD("[default]\naws_access_key_id=A\ntop-secret-value\n",
+                "line 3: neither 'key = value', a [section] header nor a "
+                "comment"),
+            BAD("[default]\n= top-secret-value\n",
+                "line 2: neither 'key = value'"),
+            BAD("[other]\njunk\n[default]\naws_access_key_id=A\n",
+                "line 2: neither"),
+            BAD("[default]\naws_secret_access_key=top-secret\0value\n",
+                "line 2: NUL byte"),
+            BAD("[default]\naws_access_key_id=A\n[x]\n[default]\n",
+                "line 4: a second [default] section"),
+            BAD("[default]\naws_access_key_id=A\nAWS_Access_Key_Id = B\n",
+                "line 3: 'AWS_Access_Key_Id' set twice in the profile"),
+#undef BAD
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            reset();
+            write_file(tmp_path("credentials-bad"), bad[i].text, bad[i].len);
+            setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials-bad"),
+                   1);
+            ok = load(NULL, NULL, NULL, &l);
+            take_errors();
+            note("error", errtext);
+            CHECK(!ok && strstr(errtext, bad[i].want) != NULL &&
+                      strstr(errtext, "AWS shared credentials file ") != NULL &&
+                      strstr(errtext, tmp_path("credentials-bad")) != NULL &&
+                      strstr(errtext, "profile 'default'") != NULL &&
+                      strstr(errtext, "top-secret") == NULL,
+                  "ini: malformed file %zu is an error: %s", i, bad[i].want);
+            lookup_free(&l);
+        }
+        reset();
+        ok = load("dev", "", "[profile dev]\nregion = x\n\tjunk\nnojunk\n", &l);
+        take_errors();
+        CHECK(!ok && strstr(errtext, "AWS shared config file ") != NULL &&
+                  strstr(errtext, "line 4: neither") != NULL,
+              "ini: malformed config file is an error too (continuation "
+              "lines are not)");
+        lookup_free(&l);
+        reset();
+        ok = load(NULL,
+                  "# top\n; comments\n\n[default] ; c\nx = 1\n"
+                  "s3 =\n  max = 1\n\n  more = 2\n",
+                  "", &l);
+        CHECK(ok && l.merged.found, "ini: comments before the first section, "
+                                    "sub-properties, blank lines");
+        lookup_free(&l);
+    }
+
+    /* lines of any length up to 256 KiB: a 100 KiB token is read; a
+     * longer line is an error (never skipped) */
     reset();
     n = 100 * 1024;
     big = malloc(n + 4 * 1024 * 1024);
     blen = 0;
     PUT_S("[default]\naws_session_token=");
     PUT_C('T', n);
-    PUT_S("\naws_access_key_id=AK\n[x]\nv=");
-    PUT_C('X', 2 * 1024 * 1024);
-    PUT_S("\n[default]\naws_secret_access_key=S"); /* no final newline */
+    PUT_S("\naws_access_key_id=AK\n[x]\nv=x\n");
+    PUT_S("\n[y]\naws_secret_access_key=S"); /* no final newline */
     write_file(tmp_path("credentials"), big, blen);
     setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
     ok = load(NULL, NULL, NULL, &l);
     CHECK(ok && l.merged.has_token && l.merged.token.len == n &&
-              l.merged.akid != NULL && strcmp(l.merged.akid, "AK") == 0 &&
-              sec_is(&l.merged.secret, "S"),
-          "ini: 100 KiB value read, 2 MiB line skipped, no trailing newline");
+              l.merged.akid != NULL && strcmp(l.merged.akid, "AK") == 0,
+          "ini: 100 KiB value read, no trailing newline");
     lookup_free(&l);
 
-    /* overlong line in the wanted section: following keys not taken */
     blen = 0;
     PUT_S("[default]\naws_access_key_id=AK\nx=");
     PUT_C('Y', 2 * 1024 * 1024);
     PUT_S("\naws_secret_access_key=S\n");
     write_file(tmp_path("credentials"), big, blen);
     ok = load(NULL, NULL, NULL, &l);
-    CHECK(ok && l.merged.akid != NULL && strcmp(l.merged.akid, "AK") == 0 &&
-              !l.merged.has_secret,
-          "ini: keys after an overlong line are not attributed");
+    take_errors();
+    CHECK(!ok && strstr(errtext, "line 3: longer than 262144 bytes") != NULL,
+          "ini: an overlong line is an error");
     lookup_free(&l);
     free(big);
 
@@ -1083,6 +1160,19 @@ static void test_imds(void)
           "imds: truncated JSON");
 
     reset();
+    imds_routes(now - 1);
+    ok = resolve(&c);
+    take_errors();
+    note("error", errtext);
+    CHECK(!ok && c.secret.data == NULL &&
+              strstr(errtext,
+                     "AWS credentials from IMDS (role my-role at "
+                     "http://169.254.169.254): the answer's credentials "
+                     "(access key id ASIAIMDS) expired at ") != NULL &&
+              strstr(errtext, "imds/secret") == NULL,
+          "imds: expired credentials refused, naming the source");
+
+    reset();
     route("PUT", IMDS_TOKEN_URL, 500, "");
     ok = resolve(&c);
     take_errors();
@@ -1119,6 +1209,35 @@ static void test_ecs(void)
             s != NULL && s->no_proxy && s->secure_response && s->nhdr == 1,
         "ecs: relative URI wins over full URI and IMDS");
     kmsenv_aws_creds_clear(&c);
+
+    /* an answer whose Expiration has passed is refused, naming ECS */
+    reset();
+    {
+        char old[512], pe[40];
+
+        iso_time(now - 120, pe, sizeof(pe));
+        snprintf(old, sizeof(old),
+                 "{\"AccessKeyId\":\"ASIASTALE\",\"Expiration\":\"%s\","
+                 "\"SecretAccessKey\":\"ecs-secret\",\"Token\":\"ecs-token\"}",
+                 pe);
+        setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc",
+               1);
+        route("GET", "http://169.254.170.2/v2/credentials/abc", 200, old);
+        imds_routes(now + 3600);
+        memset(&c, 0, sizeof(c));
+        ok = resolve(&c);
+        take_errors();
+        note("error", errtext);
+        CHECK(!ok && c.secret.data == NULL && ncalls == 1 &&
+                  strstr(errtext, "AWS credentials from ECS "
+                                  "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
+                                  "at http://169.254.170.2/v2/credentials/"
+                                  "abc): the answer's credentials (access "
+                                  "key id ASIASTALE) expired at ") != NULL &&
+                  strstr(errtext, pe) != NULL &&
+                  strstr(errtext, "ecs-secret") == NULL,
+              "ecs: expired credentials refused, naming the source");
+    }
 
     /* full URI + token file (trimmed, re-read each time) */
     reset();
@@ -1484,6 +1603,113 @@ static void test_profile_source(void)
               strstr(seen[0].body, "RoleSessionName=s1&") != NULL &&
               strstr(seen[0].body, "WebIdentityToken=jwt") != NULL,
           "profile: role_arn + web_identity_token_file");
+    kmsenv_aws_creds_clear(&c);
+
+    /* keys split across the two files: an error naming both (botocore:
+     * PartialCredentialsError from the provider of the first file) */
+    reset();
+    write_str(tmp_path("credentials"),
+              "[split]\naws_access_key_id = AKIASPLIT\n");
+    write_str(tmp_path("config"),
+              "[profile split]\naws_secret_access_key = split-secret\n"
+              "[profile split2]\naws_access_key_id = AKIASPLIT2\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config"), 1);
+    setenv("AWS_PROFILE", "split", 1);
+    imds_routes(now + 3600);
+    ok = resolve(&c);
+    take_errors();
+    note("error", errtext);
+    {
+        char want[900];
+
+        snprintf(want, sizeof(want),
+                 "AWS credentials from profile 'split' in %s: "
+                 "aws_access_key_id is set but aws_secret_access_key is not "
+                 "there (it is in %s; both keys must be in the same file)",
+                 tmp_path("credentials"), tmp_path("config"));
+        CHECK(!ok && ncalls == 0 && strstr(errtext, want) != NULL &&
+                  strstr(errtext, "split-secret") == NULL,
+              "profile: aws_access_key_id in credentials, secret in config: "
+              "error naming both files");
+    }
+    write_str(tmp_path("credentials"),
+              "[split2]\naws_secret_access_key = split-secret\n");
+    setenv("AWS_PROFILE", "split2", 1);
+    ok = resolve(&c);
+    take_errors();
+    CHECK(!ok && strstr(errtext, "profile 'split2' in ") != NULL &&
+              strstr(errtext,
+                     "aws_secret_access_key is set but "
+                     "aws_access_key_id is not there (it is in ") != NULL,
+          "profile: secret in credentials, key id in config: error");
+
+    /* aws_security_token end to end */
+    reset();
+    write_str(tmp_path("credentials"),
+              "[legacy]\naws_access_key_id = AKIALEGACY\n"
+              "aws_secret_access_key = prof-secret\n"
+              "aws_security_token = legacy-session-token\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config-none"), 1);
+    setenv("AWS_PROFILE", "legacy", 1);
+    ok = resolve(&c);
+    CHECK(ok && strcmp(c.akid, "AKIALEGACY") == 0 &&
+              sec_is(&c.token, "legacy-session-token") && creds_secure(&c),
+          "profile: aws_security_token is the session token");
+    kmsenv_aws_creds_clear(&c);
+
+    /* a malformed file stops the chain with its error */
+    reset();
+    write_str(tmp_path("credentials"),
+              "aws_access_key_id = AKIATOP\n[default]\n"
+              "aws_secret_access_key = prof-secret\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config-none"), 1);
+    imds_routes(now + 3600);
+    ok = resolve(&c);
+    take_errors();
+    CHECK(!ok && ncalls == 0 &&
+              strstr(errtext, "line 1: a setting before any [section]") != NULL,
+          "profile: a malformed credentials file is an error, not skipped");
+
+    /* an explicit profile (aws_profile) takes the environment out of the
+     * chain, as botocore's Session(profile=...); AWS_PROFILE does not */
+    reset();
+    write_str(tmp_path("credentials"), "[team]\naws_access_key_id = AKIATEAM\n"
+                                       "aws_secret_access_key = prof-secret\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config-none"), 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tmp_path("nonexistent"), 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/x", 1);
+    cfg0.profile = "team";
+    ok = resolve(&c);
+    CHECK(ok && strcmp(c.akid, "AKIATEAM") == 0 &&
+              strcmp(c.source, "profile team") == 0 && ncalls == 0,
+          "profile: aws_profile wins over AWS_ACCESS_KEY_ID and web identity "
+          "variables");
+    kmsenv_aws_creds_clear(&c);
+    write_str(tmp_path("credentials"), "[team]\nregion = us-east-1\n");
+    imds_routes(now + 3600);
+    ok = resolve(&c);
+    take_errors();
+    CHECK(ok && strcmp(c.source, "imds") == 0,
+          "profile: aws_profile without keys: environment still skipped, "
+          "then ECS/IMDS");
+    kmsenv_aws_creds_clear(&c);
+    cfg0.profile = NULL;
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_ROLE_ARN");
+    write_str(tmp_path("credentials"), "[team]\naws_access_key_id = AKIATEAM\n"
+                                       "aws_secret_access_key = prof-secret\n");
+    setenv("AWS_PROFILE", "team", 1);
+    ok = resolve(&c);
+    CHECK(ok && strcmp(c.source, "environment") == 0 &&
+              strcmp(c.akid, "AKIAENV") == 0,
+          "profile: AWS_PROFILE alone: AWS_ACCESS_KEY_ID still first, as "
+          "botocore");
     kmsenv_aws_creds_clear(&c);
 
     /* implicit default absent -> next source; environment beats profile */
