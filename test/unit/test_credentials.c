@@ -142,11 +142,69 @@ static void route(const char *method, const char *url, long status,
     nroutes++;
 }
 
+/* A gate: a request to gate_url stops in the stub until the test opens
+ * the gate, so a fetch can be held "in flight" for as long as a test needs
+ * (handshakes, not timing). */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static const char *gate_url;
+static int gate_entered, gate_open;
+
+static void gate_arm(const char *url)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_url = url;
+    gate_entered = 0;
+    gate_open = 0;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    gate_url = NULL;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_pass(const char *url)
+{
+    pthread_mutex_lock(&gate_mu);
+    if (gate_url != NULL && strcmp(url, gate_url) == 0) {
+        gate_entered++;
+        pthread_cond_broadcast(&gate_cv);
+        while (!gate_open)
+            pthread_cond_wait(&gate_cv, &gate_mu);
+    }
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* Waits until *counter >= n (guarded by m, signalled on cv), at most secs
+ * seconds (a bound for hangs, not a timing assertion). */
+static int wait_count(pthread_mutex_t *m, pthread_cond_t *cv,
+                      const int *counter, int n, int secs)
+{
+    struct timespec ts;
+    int ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += secs;
+    pthread_mutex_lock(m);
+    while (*counter < n)
+        if (pthread_cond_timedwait(cv, m, &ts) != 0)
+            break;
+    ok = *counter >= n;
+    pthread_mutex_unlock(m);
+    return ok;
+}
+
 int test_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
 {
     int i;
     const ROUTE *r = NULL;
 
+    gate_pass(req->url);
     memset(resp, 0, sizeof(*resp));
     resp->body.secure = req->secure_response;
     if (!kmsenv_http_url_allowed(req->url, req->policy, "endpoint"))
@@ -1940,6 +1998,206 @@ static void test_cache(void)
     }
 }
 
+/* ---- the cache lock is never held across a fetch ---- */
+
+static pthread_mutex_t cc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cc_cv = PTHREAD_COND_INITIALIZER;
+static int cc_done, cc_bad;
+static long long cc_exp;
+
+/* One thread that fetches (it stops at the gate). */
+static void *cc_fetcher(void *arg)
+{
+    KMSENV_AWS_CREDS c;
+    int ok = kmsenv_aws_get_creds(arg, &cfg0, NULL, &c);
+
+    pthread_mutex_lock(&cc_mu);
+    cc_exp = ok ? c.expiration : -1;
+    pthread_mutex_unlock(&cc_mu);
+    kmsenv_aws_creds_clear(&c);
+    return NULL;
+}
+
+/* Readers while that fetch is in flight. */
+static void *cc_reader(void *arg)
+{
+    KMSENV_AWS_CREDS c;
+    int i, bad = 0;
+
+    for (i = 0; i < 20; i++) {
+        if (!kmsenv_aws_get_creds(arg, &cfg0, NULL, &c) ||
+            strcmp(c.akid, "ASIAIMDS") != 0 || !creds_secure(&c))
+            bad = 1;
+        kmsenv_aws_creds_clear(&c);
+    }
+    pthread_mutex_lock(&cc_mu);
+    cc_bad |= bad;
+    cc_done++;
+    pthread_cond_broadcast(&cc_cv);
+    pthread_mutex_unlock(&cc_mu);
+    return NULL;
+}
+
+/* Holds the state's mutex until told to let go. */
+static int hold_state, hold_go;
+
+static void *cc_holder(void *arg)
+{
+    KMSENV_AWS_STATE *st = arg;
+
+    pthread_mutex_lock(&st->mu);
+    pthread_mutex_lock(&cc_mu);
+    hold_state = 1;
+    pthread_cond_broadcast(&cc_cv);
+    while (!hold_go)
+        pthread_cond_wait(&cc_cv, &cc_mu);
+    pthread_mutex_unlock(&cc_mu);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* Forks; the child gets credentials (bounded by alarm()). Returns 1 if the
+ * child succeeded with a fetch of its own. */
+static int fork_and_get(KMSENV_AWS_STATE *st)
+{
+    pid_t pid;
+    int status = 0;
+
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        KMSENV_AWS_CREDS c;
+        int before, r;
+
+        alarm(20);
+        gate_release(); /* the parent's gate is not this child's */
+        before = ncalls;
+        r = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+        r = r && strcmp(c.akid, "ASIAIMDS") == 0 && ncalls == before + 3;
+        kmsenv_aws_creds_clear(&c);
+        _exit(r ? 0 : 1);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return 0;
+    if (WIFSIGNALED(status))
+        printf("#   child killed by signal %d (deadlock?)\n", WTERMSIG(status));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_cache_concurrency(void)
+{
+    KMSENV_AWS_STATE *st = kmsenv_aws_state_new();
+    KMSENV_AWS_CREDS c;
+    long long now = (long long)time(NULL);
+    pthread_t fetcher, readers[4], holder;
+    int ok, i, entered, done;
+
+    /* cached credentials expire in 200 s: valid, but due for a refresh */
+    reset();
+    imds_routes(now + 200);
+    ok = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+    kmsenv_aws_creds_clear(&c);
+    CHECK(ok && ncalls == 3, "lock: cache filled (expiring in 200 s)");
+
+    /* a refresh stops inside its fetch (IMDS credentials request) */
+    gate_arm(IMDS_ROLE_URL);
+    cc_done = cc_bad = 0;
+    cc_exp = 0;
+    pthread_create(&fetcher, NULL, cc_fetcher, st);
+    entered = wait_count(&gate_mu, &gate_cv, &gate_entered, 1, 20);
+    CHECK(entered, "lock: a refresh is in flight");
+
+    /* readers get the still-valid credentials meanwhile */
+    for (i = 0; i < 4; i++)
+        pthread_create(&readers[i], NULL, cc_reader, st);
+    done = wait_count(&cc_mu, &cc_cv, &cc_done, 4, 20);
+    pthread_mutex_lock(&gate_mu);
+    entered = gate_entered;
+    pthread_mutex_unlock(&gate_mu);
+    CHECK(done && !cc_bad && entered == 1,
+          "lock: 4 readers x 20 calls complete while the fetch is in "
+          "flight, with the cached credentials (no second fetch)");
+
+    /* the fetch completes and is published */
+    {
+        /* the answer of the request stopped at the gate (read after the
+         * gate opens) */
+        char e[40];
+
+        iso_time(now + 3600, e, sizeof(e));
+        pthread_mutex_lock(&stub_lock);
+        snprintf(imds_doc, sizeof(imds_doc),
+                 "{\"Code\":\"Success\",\"AccessKeyId\":\"ASIAIMDS\","
+                 "\"SecretAccessKey\":\"imds\\/secret\",\"Token\":"
+                 "\"imds-token\",\"Expiration\":\"%s\"}",
+                 e);
+        pthread_mutex_unlock(&stub_lock);
+    }
+    gate_release();
+    pthread_join(fetcher, NULL);
+    for (i = 0; i < 4; i++)
+        pthread_join(readers[i], NULL);
+    ok = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+    CHECK(cc_exp == now + 3600 && ok && c.expiration == now + 3600 &&
+              ncalls == 6,
+          "lock: the refreshed credentials are published to everyone");
+    kmsenv_aws_creds_clear(&c);
+    kmsenv_aws_state_free(st);
+
+    /* single flight: a thread with nothing valid waits for the fetch in
+     * flight instead of starting its own */
+    st = kmsenv_aws_state_new();
+    reset();
+    imds_routes(now + 3600);
+    gate_arm(IMDS_ROLE_URL);
+    cc_done = cc_bad = 0;
+    pthread_create(&fetcher, NULL, cc_fetcher, st);
+    wait_count(&gate_mu, &gate_cv, &gate_entered, 1, 20);
+    for (i = 0; i < 4; i++)
+        pthread_create(&readers[i], NULL, cc_reader, st);
+    gate_release();
+    pthread_join(fetcher, NULL);
+    for (i = 0; i < 4; i++)
+        pthread_join(readers[i], NULL);
+    CHECK(!cc_bad && ncalls == 3,
+          "lock: concurrent first calls share one fetch");
+    kmsenv_aws_state_free(st);
+
+    /* fork() while another thread is in the middle of a fetch: the child
+     * neither waits for that thread (which it does not have) nor reuses
+     * anything; it fetches for itself */
+    st = kmsenv_aws_state_new();
+    reset();
+    imds_routes(now + 3600);
+    gate_arm(IMDS_ROLE_URL);
+    pthread_create(&fetcher, NULL, cc_fetcher, st);
+    entered = wait_count(&gate_mu, &gate_cv, &gate_entered, 1, 20);
+    ok = entered && fork_and_get(st);
+    CHECK(ok, "fork: during another thread's fetch, the child gets "
+              "credentials (no deadlock)");
+    gate_release();
+    pthread_join(fetcher, NULL);
+    CHECK(cc_exp == now + 3600, "fork: the parent's fetch completes");
+
+    /* fork() while another thread holds the cache mutex itself */
+    hold_state = hold_go = 0;
+    pthread_create(&holder, NULL, cc_holder, st);
+    wait_count(&cc_mu, &cc_cv, &hold_state, 1, 20);
+    ok = fork_and_get(st);
+    pthread_mutex_lock(&cc_mu);
+    hold_go = 1;
+    pthread_cond_broadcast(&cc_cv);
+    pthread_mutex_unlock(&cc_mu);
+    pthread_join(holder, NULL);
+    CHECK(ok, "fork: while another thread holds the cache lock, the child "
+              "gets credentials (lock re-initialised)");
+    ok = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+    CHECK(ok && c.expiration == now + 3600,
+          "fork: the parent's cache is intact");
+    kmsenv_aws_creds_clear(&c);
+    kmsenv_aws_state_free(st);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void test_log_has_no_secrets(void)
@@ -2016,6 +2274,7 @@ int main(int argc, char **argv)
     test_profile_source();
     test_regions();
     test_cache();
+    test_cache_concurrency();
     test_log_has_no_secrets();
     {
         size_t used = sec_heap ? CRYPTO_secure_used() : 0;
