@@ -25,8 +25,10 @@ typedef struct {
     int max_attempts; /* default 3 (AWS standard mode); AWS_MAX_ATTEMPTS */
 } KMSENV_AWS_CFG;
 
-/* Credentials cache shared by a provider instance: lock + owner pid. A child
- * process after fork() sees a pid mismatch and starts from scratch. */
+/* Credentials cache shared by a provider instance. Its lock is never held
+ * across a fetch (one thread fetches, others keep using still-valid
+ * credentials or wait for that fetch). A child process after fork()
+ * re-initialises the lock and starts from scratch. */
 typedef struct kmsenv_aws_state_st KMSENV_AWS_STATE;
 
 KMSENV_AWS_STATE *kmsenv_aws_state_new(void);

@@ -19,8 +19,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,7 @@
 
 #define REFRESH_WINDOW_S 300      /* refresh when expiring within 5 min */
 #define REFRESH_RETRY_S 30        /* after a failed refresh, reuse for 30 s */
-#define INI_MAX_LINE (256 * 1024) /* longer lines are ignored */
+#define INI_MAX_LINE (256 * 1024) /* longer lines are an error */
 #define INI_CHUNK 4096            /* secure read chunk */
 #define SECRET_FILE_MAX (1 << 16) /* token files */
 #define AKID_MAX 128
@@ -337,6 +340,28 @@ static int creds_fill(KMSENV_AWS_CREDS *out, const char *what, const char *akid,
     return 1;
 }
 
+/* Temporary credentials that have already expired when they arrive (a
+ * stale metadata endpoint, a wrong clock) are refused here, naming the
+ * source, rather than sent to KMS. Returns 1 if still valid, else raises. */
+static int not_expired(const char *label, const char *akid, size_t akidlen,
+                       const char *exp, size_t explen, long long expiration)
+{
+    long long now = (long long)time(NULL);
+    char shown[48], id[AKID_MAX + 1];
+
+    if (expiration > now)
+        return 1;
+    printable(shown, sizeof(shown), exp, explen);
+    printable(id, sizeof(id), akid, akidlen);
+    KMSENV_RAISE(CRED_R,
+                 "AWS credentials from %s: the answer's credentials "
+                 "(access key id %s) expired at %s, %lld s ago; refused "
+                 "(the endpoint serves stale credentials, or this "
+                 "machine's clock is wrong)",
+                 label, id, shown, now - expiration);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* ISO 8601 timestamps: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM|+HHMM)   */
 /* ------------------------------------------------------------------------ */
@@ -587,14 +612,18 @@ static int xml_value(const char *p, const char *e, const char *name,
 /* Shared credentials and config files                                       */
 /* ------------------------------------------------------------------------ */
 
+/* Returns 1, 0 on a raised error, -1 when the key was already set. */
 typedef int (*ini_cb)(void *arg, const char *key, size_t keylen,
                       const char *val, size_t vallen);
 
 typedef struct {
     const char *want; /* profile name */
+    const char *path; /* for messages */
     int config;       /* config file: [profile NAME], [default] */
     int in_want;      /* the current section is the wanted profile */
+    int in_section;   /* a [section] header has been seen */
     long prop_indent; /* indentation of the last property line; -1: none */
+    long lineno;      /* 1-based number of the current line */
     int found;        /* the wanted section was seen */
     ini_cb cb;
     void *arg;
@@ -617,19 +646,41 @@ static int section_is(const INI *st, const char *name, size_t n)
     return 0;
 }
 
-/* One line (without its '\n'). Grammar of the AWS shared files (as
- * botocore's configparser reads them): '#'/';' comment lines, [section],
+/* Raises "AWS shared credentials file PATH line N: WHY". Line contents are
+ * never shown (a malformed line may hold a secret). */
+__attribute__((format(printf, 2, 3))) static int ini_fail(const INI *st,
+                                                          const char *fmt, ...)
+{
+    char why[200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    KMSENV_RAISE(CRED_R,
+                 "AWS shared %s file %s line %ld: %s (looking for profile "
+                 "'%s'; the file is not used until it is fixed)",
+                 st->config ? "config" : "credentials", st->path, st->lineno,
+                 why, st->want);
+    return 0;
+}
+
+/* One line (without its '\n'). Grammar of the AWS shared files as
+ * botocore's configparser reads them: '#'/';' comment lines, [section],
  * key = value (or key: value), inline comments after whitespace, indented
  * continuation lines (sub-properties) belong to the previous property and
- * are ignored. Keys are case-insensitive, section names are not. Returns 0
- * only if the callback fails. */
+ * are ignored. Keys are case-insensitive, section names are not. What
+ * configparser refuses (a setting before any section, a line that is none
+ * of these, the wanted section twice) is an error for the whole file, as in
+ * botocore (ConfigParseError). Returns 0 on a raised error. */
 static int ini_line(INI *st, const char *line, size_t len)
 {
     const char *k, *v, *close, *eq, *colon;
     size_t i = 0, kl, vl, j;
+    int r;
 
     if (memchr(line, '\0', len) != NULL)
-        return 1;
+        return ini_fail(st, "NUL byte (not a text file?)");
     while (len > 0 && is_ws((unsigned char)line[len - 1]))
         len--;
     while (i < len && (line[i] == ' ' || line[i] == '\t'))
@@ -640,12 +691,19 @@ static int ini_line(INI *st, const char *line, size_t len)
         st->prop_indent = -1;
         st->in_want = 0;
         close = memchr(line + i + 1, ']', len - i - 1);
-        if (close == NULL)
-            return 1; /* malformed header: its keys belong to no profile */
         k = line + i + 1;
-        kl = (size_t)(close - k);
+        kl = close != NULL ? (size_t)(close - k) : 0;
         trim(&k, &kl);
+        if (close == NULL || kl == 0)
+            return ini_fail(st, "malformed [section] header");
+        st->in_section = 1;
         st->in_want = section_is(st, k, kl);
+        if (st->in_want && st->found)
+            return ini_fail(st, "a second [%s%s] section",
+                            st->config && strcmp(st->want, "default") != 0
+                                ? "profile "
+                                : "",
+                            st->want);
         st->found |= st->in_want;
         return 1;
     }
@@ -655,14 +713,15 @@ static int ini_line(INI *st, const char *line, size_t len)
     colon = memchr(line + i, ':', len - i);
     if (eq == NULL || (colon != NULL && colon < eq))
         eq = colon;
-    if (eq == NULL) {
-        st->prop_indent = -1;
-        return 1;
-    }
-    st->prop_indent = (long)i;
+    if (!st->in_section)
+        return ini_fail(st, "a setting before any [section] header");
     k = line + i;
-    kl = (size_t)(eq - k);
+    kl = eq != NULL ? (size_t)(eq - k) : 0;
     trim(&k, &kl);
+    if (eq == NULL || kl == 0)
+        return ini_fail(st, "neither 'key = value', a [section] header nor "
+                            "a comment");
+    st->prop_indent = (long)i;
     v = eq + 1;
     vl = (size_t)(line + len - v);
     for (j = 1; j < vl; j++)
@@ -671,14 +730,21 @@ static int ini_line(INI *st, const char *line, size_t len)
             break;
         }
     trim(&v, &vl);
-    if (!st->in_want || kl == 0)
+    if (!st->in_want)
         return 1;
-    return st->cb(st->arg, k, kl, v, vl);
+    r = st->cb(st->arg, k, kl, v, vl);
+    if (r < 0) {
+        char shown[48];
+
+        printable(shown, sizeof(shown), k, kl);
+        return ini_fail(st, "'%s' set twice in the profile", shown);
+    }
+    return r;
 }
 
 /* Reads PATH through secure memory, line by line. Returns 1 when read, 0
  * when absent or unreadable (why says so; nothing raised), -1 on a raised
- * error (allocation, callback). */
+ * error (allocation, malformed file). */
 static int ini_read_file(const char *path, INI *st, char *why, size_t whylen)
 {
     KMSENV_SECRET chunk = {NULL, 0};
@@ -687,9 +753,11 @@ static int ini_read_file(const char *path, INI *st, char *why, size_t whylen)
     ssize_t n;
     const char *p, *nl;
     size_t rem, take;
-    int fd, overlong = 0, ret = -1;
+    int fd, ret = -1;
 
     why[0] = '\0';
+    st->path = path;
+    st->lineno = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(why, whylen, "%s",
@@ -720,33 +788,29 @@ static int ini_read_file(const char *path, INI *st, char *why, size_t whylen)
         while (rem > 0) {
             nl = memchr(p, '\n', rem);
             take = nl != NULL ? (size_t)(nl - p) : rem;
-            if (!overlong && line.len + take > INI_MAX_LINE) {
-                overlong = 1;
-                buf_reset(&line);
+            if (line.len + take > INI_MAX_LINE) {
+                /* no silent skipping: what it holds is unknown */
+                st->lineno++;
+                ini_fail(st, "longer than %d bytes", INI_MAX_LINE);
+                goto done;
             }
-            if (!overlong && !bapp(&line, p, take))
+            if (!bapp(&line, p, take))
                 goto done;
             if (nl == NULL)
                 break;
-            if (overlong) {
-                /* its content is unknown: never attribute what follows */
-                kmsenv_log(2,
-                           "aws credentials: %s: line over %d bytes "
-                           "ignored",
-                           path, INI_MAX_LINE);
-                st->in_want = 0;
-                st->prop_indent = -1;
-            } else if (!ini_line(st, line.data, line.len)) {
+            st->lineno++;
+            if (!ini_line(st, line.data, line.len))
                 goto done;
-            }
             buf_reset(&line);
-            overlong = 0;
             p = nl + 1;
             rem -= take + 1;
         }
     }
-    if (!overlong && line.len > 0 && !ini_line(st, line.data, line.len))
-        goto done;
+    if (line.len > 0) {
+        st->lineno++;
+        if (!ini_line(st, line.data, line.len))
+            goto done;
+    }
     ret = 1;
 done:
     close(fd);
@@ -755,11 +819,27 @@ done:
     return ret;
 }
 
+/* Keys recognised in a profile; each may be set once (configparser's
+ * DuplicateOptionError). */
+enum {
+    PK_AKID = 1 << 0,
+    PK_SECRET = 1 << 1,
+    PK_TOKEN = 1 << 2,
+    PK_SECTOKEN = 1 << 3,
+    PK_REGION = 1 << 4,
+    PK_ROLE = 1 << 5,
+    PK_WIFILE = 1 << 6,
+    PK_SESSION = 1 << 7
+};
+
 typedef struct {
     int found;
+    unsigned seen; /* PK_* */
     char *akid;
     KMSENV_SECRET secret, token;
     int has_secret, has_token;
+    KMSENV_SECRET sectoken; /* legacy aws_security_token */
+    int has_sectoken;
     char *region, *role_arn, *wi_file, *session_name;
     int source_profile, credential_source, credential_process, sso;
 } PROFILE;
@@ -769,6 +849,7 @@ static void profile_free(PROFILE *p)
     OPENSSL_free(p->akid);
     kmsenv_secret_free(&p->secret);
     kmsenv_secret_free(&p->token);
+    kmsenv_secret_free(&p->sectoken);
     OPENSSL_free(p->region);
     OPENSSL_free(p->role_arn);
     OPENSSL_free(p->wi_file);
@@ -790,14 +871,35 @@ static int set_str(char **dst, const char *v, size_t vl)
 static int profile_cb(void *arg, const char *k, size_t kl, const char *v,
                       size_t vl)
 {
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } keys[] = {{"aws_access_key_id", PK_AKID},
+                {"aws_secret_access_key", PK_SECRET},
+                {"aws_session_token", PK_TOKEN},
+                {"aws_security_token", PK_SECTOKEN},
+                {"region", PK_REGION},
+                {"role_arn", PK_ROLE},
+                {"web_identity_token_file", PK_WIFILE},
+                {"role_session_name", PK_SESSION}};
     PROFILE *p = arg;
+    size_t i;
 
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (key_is(k, kl, keys[i].name)) {
+            if (p->seen & keys[i].bit)
+                return -1;
+            p->seen |= keys[i].bit;
+            break;
+        }
     if (key_is(k, kl, "aws_access_key_id"))
         return set_str(&p->akid, v, vl);
     if (key_is(k, kl, "aws_secret_access_key"))
         return (p->has_secret = sec_set(&p->secret, v, vl));
     if (key_is(k, kl, "aws_session_token"))
         return (p->has_token = sec_set(&p->token, v, vl));
+    if (key_is(k, kl, "aws_security_token"))
+        return (p->has_sectoken = sec_set(&p->sectoken, v, vl));
     if (key_is(k, kl, "region"))
         return set_str(&p->region, v, vl);
     if (key_is(k, kl, "role_arn"))
@@ -855,7 +957,17 @@ typedef struct {
     char *creds_path, *config_path;
     char creds_why[128], config_why[128];
     int creds_found, config_found; /* section present */
+    /* merged: settings of both files, the credentials file's winning (as
+     * botocore's full_config). Static keys are not merged: as botocore's
+     * SharedCredentialProvider and ConfigProvider, each file's pair stands
+     * alone. merged.akid/secret/token are the credentials file's if it holds
+     * aws_access_key_id or aws_secret_access_key, else the config file's;
+     * keys_from says which (1 credentials, 2 config, 0 none) and
+     * other_akid/other_secret what the other file holds. The token is
+     * aws_security_token, else aws_session_token, of the same file. */
     PROFILE merged;
+    int keys_from;
+    int other_akid, other_secret;
 } PROFILE_LOOKUP;
 
 static void lookup_free(PROFILE_LOOKUP *l)
@@ -890,20 +1002,9 @@ static void merge_str(char **dst, char **a, char **b)
         *b = NULL;
 }
 
-/* Moves a's secret if it has one, else b's. */
-static void merge_sec(KMSENV_SECRET *dst, int *has, KMSENV_SECRET *a, int *ha,
-                      KMSENV_SECRET *b, int *hb)
-{
-    if (!*ha && !*hb)
-        return;
-    *dst = *ha ? *a : *b;
-    *has = 1;
-    memset(*ha ? a : b, 0, sizeof(*a));
-    *(*ha ? ha : hb) = 0;
-}
-
-/* Loads the profile from both files; credentials-file keys win. creds: 0
- * reads only the config file. Returns 1, or 0 on a raised error. */
+/* Loads the profile from both files (see PROFILE_LOOKUP). creds: 0 reads
+ * only the config file. Returns 1, or 0 on a raised error (a malformed
+ * file, allocation). */
 static int profile_load(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env,
                         int creds, PROFILE_LOOKUP *l)
 {
@@ -959,11 +1060,29 @@ static int profile_load(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env,
     }
 
     l->merged.found = l->creds_found || l->config_found;
-    merge_str(&l->merged.akid, &pc.akid, &pg.akid);
-    merge_sec(&l->merged.secret, &l->merged.has_secret, &pc.secret,
-              &pc.has_secret, &pg.secret, &pg.has_secret);
-    merge_sec(&l->merged.token, &l->merged.has_token, &pc.token, &pc.has_token,
-              &pg.token, &pg.has_token);
+    if (pc.akid != NULL || pc.has_secret)
+        l->keys_from = 1;
+    else if (pg.akid != NULL || pg.has_secret)
+        l->keys_from = 2;
+    if (l->keys_from != 0) {
+        PROFILE *f = l->keys_from == 1 ? &pc : &pg;
+        PROFILE *o = l->keys_from == 1 ? &pg : &pc;
+
+        l->merged.akid = f->akid;
+        f->akid = NULL;
+        l->merged.secret = f->secret;
+        l->merged.has_secret = f->has_secret;
+        memset(&f->secret, 0, sizeof(f->secret));
+        if (f->has_sectoken || f->has_token) {
+            KMSENV_SECRET *t = f->has_sectoken ? &f->sectoken : &f->token;
+
+            l->merged.token = *t;
+            l->merged.has_token = 1;
+            memset(t, 0, sizeof(*t));
+        }
+        l->other_akid = o->akid != NULL;
+        l->other_secret = o->has_secret;
+    }
     merge_str(&l->merged.region, &pc.region, &pg.region);
     merge_str(&l->merged.role_arn, &pc.role_arn, &pg.role_arn);
     merge_str(&l->merged.wi_file, &pc.wi_file, &pg.wi_file);
@@ -1244,6 +1363,11 @@ static int sts_parse(const char *doc, size_t len, const char *label,
         snprintf(why, whylen, "unparsable Expiration '%s'", shown);
         goto done;
     }
+    if (!not_expired(label, (const char *)akid.data, akid.len,
+                     (const char *)exp.data, exp.len, expiration)) {
+        ret = -1;
+        goto done;
+    }
     ret = creds_fill(out, label, (const char *)akid.data, akid.len,
                      (const char *)sec.data, sec.len, (const char *)tok.data,
                      tok.len, expiration, label)
@@ -1464,9 +1588,13 @@ static int src_profile(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env,
         goto done;
     lookup_where(&l, 1, w1, sizeof(w1));
     lookup_where(&l, 0, w2, sizeof(w2));
-    snprintf(what, sizeof(what), "profile '%s' (%s, %s)", l.name,
-             l.creds_path != NULL ? l.creds_path : "no credentials file",
-             l.config_path != NULL ? l.config_path : "no config file");
+    if (l.keys_from != 0)
+        snprintf(what, sizeof(what), "profile '%s' (%s)", l.name,
+                 l.keys_from == 1 ? l.creds_path : l.config_path);
+    else
+        snprintf(what, sizeof(what), "profile '%s' (%s, %s)", l.name,
+                 l.creds_path != NULL ? l.creds_path : "no credentials file",
+                 l.config_path != NULL ? l.config_path : "no config file");
     snprintf(source, sizeof(source), "profile %s", l.name);
     if (!p->found) {
         if (l.from != NULL) {
@@ -1481,12 +1609,21 @@ static int src_profile(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env,
     }
     if (p->akid != NULL || p->has_secret) {
         if (p->akid == NULL || !p->has_secret) {
+            const char *file = l.keys_from == 1 ? l.creds_path : l.config_path;
+            const char *ofile = l.keys_from == 1 ? l.config_path : l.creds_path;
+            int other = p->akid != NULL ? l.other_secret : l.other_akid;
+
+            /* botocore: PartialCredentialsError; each file's pair stands
+             * alone, a key in the other file does not complete it */
             KMSENV_RAISE(
-                CRED_R, "AWS credentials from %s: %s is set but %s is not",
-                what,
+                CRED_R,
+                "AWS credentials from profile '%s' in %s: %s is set but "
+                "%s is not%s%s%s",
+                l.name, file,
                 p->akid != NULL ? "aws_access_key_id" : "aws_secret_access_key",
-                p->akid != NULL ? "aws_secret_access_key"
-                                : "aws_access_key_id");
+                p->akid != NULL ? "aws_secret_access_key" : "aws_access_key_id",
+                other ? " there (it is in " : "", other ? ofile : "",
+                other ? "; both keys must be in the same file)" : "");
             goto done;
         }
         ret = creds_fill(out, what, p->akid, strlen(p->akid),
@@ -1667,6 +1804,13 @@ static int creds_from_json(const KMSENV_BUF *body, const char *label,
         snprintf(why, whylen, "unparsable Expiration '%s'", c);
         goto done;
     }
+    if (f[F_EXP].present &&
+        !not_expired(label, (const char *)f[F_AKID].val.data, f[F_AKID].val.len,
+                     (const char *)f[F_EXP].val.data, f[F_EXP].val.len,
+                     expiration)) {
+        ret = -1;
+        goto done;
+    }
     ret = creds_fill(
               out, label, (const char *)f[F_AKID].val.data, f[F_AKID].val.len,
               (const char *)f[F_SECRET].val.data, f[F_SECRET].val.len,
@@ -1715,7 +1859,7 @@ static int src_ecs(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     KMSENV_HTTP_REQ req;
     KMSENV_HTTP_RESP resp;
     RETRY rt;
-    char *url = NULL, host[256], why[200], errtxt[300];
+    char *url = NULL, host[256], why[200], errtxt[300], label[400];
     const char *headers[3] = {"Accept: application/json", NULL, NULL};
     const char *var;
     int r, ret = -1;
@@ -1823,7 +1967,8 @@ static int src_ecs(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
                      var, url, resp.status, errtxt);
         goto done;
     }
-    r = creds_from_json(&resp.body, "ECS", "ecs", 0, out, why, sizeof(why));
+    snprintf(label, sizeof(label), "ECS (%s at %s)", var, url);
+    r = creds_from_json(&resp.body, label, "ecs", 0, out, why, sizeof(why));
     if (r == 0)
         KMSENV_RAISE(CRED_R, "AWS credentials from ECS (%s): %s: %s", var, url,
                      why);
@@ -1860,7 +2005,7 @@ static int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     const char *ttl[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
     const char *hdrs[2] = {NULL, NULL};
     const char *base, *s;
-    char role[129], why[200], shown[64];
+    char role[129], why[200], shown[64], label[400];
     size_t baselen, n, i;
     int r, ret = -1;
 
@@ -1978,7 +2123,9 @@ static int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
         ret = 0;
         goto done;
     }
-    r = creds_from_json(&resp.body, "IMDS", "imds", 1, out, why, sizeof(why));
+    snprintf(label, sizeof(label), "IMDS (role %s at %.*s)", role, (int)baselen,
+             base);
+    r = creds_from_json(&resp.body, label, "imds", 1, out, why, sizeof(why));
     if (r == 0) {
         sum_add(sum, "IMDS (role %s: %s)", role, why);
         ret = 0;
@@ -2008,9 +2155,22 @@ int kmsenv_aws_resolve_creds(const KMSENV_AWS_CFG *cfg, KMSENV_AWS_CREDS *out)
     memset(out, 0, sizeof(*out));
     memset(&sum, 0, sizeof(sum));
     env_load(&env);
-    r = src_env(&env, &sum, out);
-    if (r == 0)
-        r = src_web_identity(cfg, &env, &sum, out);
+    if (cfg->profile != NULL && cfg->profile[0] != '\0') {
+        /* An explicitly chosen profile (aws_profile, KMSENV_AWS_PROFILE)
+         * takes the environment sources out of the chain, as botocore's
+         * Session(profile=...) removes EnvProvider and the web identity
+         * provider's AWS_* variables. AWS_PROFILE alone does not: there,
+         * as in botocore, AWS_ACCESS_KEY_ID still comes first. */
+        sum_add(&sum,
+                "environment and web identity variables (skipped: "
+                "profile '%s' set by aws_profile)",
+                cfg->profile);
+        r = 0;
+    } else {
+        r = src_env(&env, &sum, out);
+        if (r == 0)
+            r = src_web_identity(cfg, &env, &sum, out);
+    }
     if (r == 0)
         r = src_profile(cfg, &env, &sum, out);
     if (r == 0)
@@ -2100,24 +2260,53 @@ int kmsenv_aws_spec_region(const KMSENV_AWS_CFG *cfg, const char *spec,
 /* Cache                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The mutex is only ever held for a few memory operations, never across
+ * I/O: a thread that needs fresh credentials marks the cache "fetching",
+ * unlocks, resolves the chain, then publishes under the lock and wakes the
+ * waiters. Meanwhile other threads use still-valid credentials without
+ * waiting; only threads that have nothing valid wait for that one fetch
+ * (single flight) and share its result or its error.
+ *
+ * fork(): the child is a copy in which no other thread runs, so the mutex
+ * may be held forever and "fetching" may be set by a thread that is gone.
+ * `owner` is the pid whose mutex and condition variable are valid; the
+ * first call in a new process re-initialises them (with -pid meaning "in
+ * progress") and drops the parent's cache. */
 struct kmsenv_aws_state_st {
-    CRYPTO_RWLOCK *lock;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* broadcast when a fetch ends */
+    atomic_int owner;  /* see above */
     KMSENV_AWS_CREDS creds;
     int have;
-    pid_t pid;             /* process that filled the cache */
-    long long retry_after; /* unix s: no refresh attempt before this */
-    long long filled_ms;   /* kmsenv_now_ms() of the last fill */
+    pid_t pid;               /* process that filled the cache */
+    long long retry_after;   /* unix s: no refresh attempt before this */
+    long long filled_ms;     /* kmsenv_now_ms() of the last fill */
+    int fetching;            /* a thread of this process is resolving */
+    unsigned long fetch_gen; /* incremented when a fetch ends */
+    int fetch_failed;        /* ... and it left nothing usable */
+    char fail_msg[1024];     /* its error (no secret), for its waiters */
 };
 
 KMSENV_AWS_STATE *kmsenv_aws_state_new(void)
 {
     KMSENV_AWS_STATE *st = OPENSSL_zalloc(sizeof(*st));
 
-    if (st == NULL || (st->lock = CRYPTO_THREAD_lock_new()) == NULL) {
-        OPENSSL_free(st);
+    if (st == NULL) {
         KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "AWS credentials cache");
         return NULL;
     }
+    if (pthread_mutex_init(&st->mu, NULL) != 0) {
+        OPENSSL_free(st);
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "AWS credentials cache lock");
+        return NULL;
+    }
+    if (pthread_cond_init(&st->cv, NULL) != 0) {
+        pthread_mutex_destroy(&st->mu);
+        OPENSSL_free(st);
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "AWS credentials cache lock");
+        return NULL;
+    }
+    atomic_init(&st->owner, (int)getpid());
     return st;
 }
 
@@ -2126,8 +2315,70 @@ void kmsenv_aws_state_free(KMSENV_AWS_STATE *st)
     if (st == NULL)
         return;
     kmsenv_aws_creds_clear(&st->creds);
-    CRYPTO_THREAD_lock_free(st->lock);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
     OPENSSL_free(st);
+}
+
+/* Moves the cached credentials to *old (cleared by the caller after
+ * unlocking: nothing is freed under the lock, so that a fork() can never
+ * catch the cache half-freed). */
+static void cache_take(KMSENV_AWS_STATE *st, KMSENV_AWS_CREDS *old)
+{
+    kmsenv_aws_creds_clear(old);
+    *old = st->creds;
+    memset(&st->creds, 0, sizeof(st->creds));
+    st->have = 0;
+    st->retry_after = 0;
+    st->filled_ms = 0;
+}
+
+/* First use in a forked child (see above). */
+static void state_after_fork(KMSENV_AWS_STATE *st)
+{
+    KMSENV_AWS_CREDS old;
+
+    memset(&old, 0, sizeof(old));
+    if (pthread_mutex_trylock(&st->mu) == 0) {
+        /* nobody was inside at fork(): the copy is consistent */
+        cache_take(st, &old);
+        pthread_mutex_unlock(&st->mu);
+    } else {
+        /* a parent thread held it mid-update: abandon this copy of its
+         * credentials (freeing a possibly torn copy could corrupt the
+         * heap) and take a fresh lock */
+        pthread_mutex_init(&st->mu, NULL);
+        memset(&st->creds, 0, sizeof(st->creds));
+        st->have = 0;
+        st->retry_after = 0;
+        st->filled_ms = 0;
+    }
+    /* waiters and fetchers of the parent do not exist here */
+    pthread_cond_init(&st->cv, NULL);
+    st->fetching = 0;
+    st->fetch_failed = 0;
+    kmsenv_aws_creds_clear(&old);
+    kmsenv_log(2, "aws credentials: new process, cache dropped");
+}
+
+static void state_lock(KMSENV_AWS_STATE *st)
+{
+    int pid = (int)getpid(), owner;
+
+    for (;;) {
+        owner = atomic_load(&st->owner);
+        if (owner == pid) {
+            pthread_mutex_lock(&st->mu);
+            return;
+        }
+        if (owner != -pid &&
+            atomic_compare_exchange_strong(&st->owner, &owner, -pid)) {
+            state_after_fork(st);
+            atomic_store(&st->owner, pid);
+            continue;
+        }
+        sched_yield(); /* another thread of this child re-initialises */
+    }
 }
 
 /* Usable without a refresh: not expiring within the window, or a failed
@@ -2140,14 +2391,6 @@ static int cache_fresh(const KMSENV_AWS_STATE *st, long long now)
            (now < st->retry_after && c->expiration > now);
 }
 
-static void cache_drop(KMSENV_AWS_STATE *st)
-{
-    kmsenv_aws_creds_clear(&st->creds);
-    st->have = 0;
-    st->retry_after = 0;
-    st->filled_ms = 0;
-}
-
 static int same_creds(const KMSENV_AWS_CREDS *a, const KMSENV_AWS_CREDS *b)
 {
     return strcmp(a->akid, b->akid) == 0 && a->token.len == b->token.len &&
@@ -2155,64 +2398,81 @@ static int same_creds(const KMSENV_AWS_CREDS *a, const KMSENV_AWS_CREDS *b)
             CRYPTO_memcmp(a->token.data, b->token.data, a->token.len) == 0);
 }
 
+/* The text of the last error raised (our messages never hold secrets). */
+static void last_error_text(char *out, size_t outlen)
+{
+    const char *data = NULL;
+    int flags = 0;
+
+    if (ERR_peek_last_error_data(&data, &flags) == 0 ||
+        !(flags & ERR_TXT_STRING) || data == NULL)
+        data = "no AWS credentials";
+    snprintf(out, outlen, "%s", data);
+}
+
 int kmsenv_aws_get_creds(KMSENV_AWS_STATE *st, const KMSENV_AWS_CFG *cfg,
                          const KMSENV_AWS_CREDS *rejected,
                          KMSENV_AWS_CREDS *out)
 {
-    int force_refresh = rejected != NULL;
-
-    KMSENV_AWS_CREDS nc;
-    pid_t pid = getpid();
-    long long now = (long long)time(NULL);
-    int hit = 0, ok = 0;
+    KMSENV_AWS_CREDS nc, old;
+    unsigned long gen;
+    long long now;
+    int ok = 0, fetched, waited = 0;
 
     memset(out, 0, sizeof(*out));
+    memset(&old, 0, sizeof(old));
     if (st == NULL)
         return kmsenv_aws_resolve_creds(cfg, out);
 
-    if (!force_refresh) {
-        if (!CRYPTO_THREAD_read_lock(st->lock)) {
-            KMSENV_RAISE(KMSENV_R_INTERNAL, "credentials cache lock");
-            return 0;
+    state_lock(st);
+    if (rejected != NULL && st->have && same_creds(&st->creds, rejected)) {
+        /* KMS refused exactly these: never hand them out again. (If the
+         * cache holds others, another thread has refreshed since.) */
+        kmsenv_log(2, "aws credentials: forced refresh");
+        cache_take(st, &old);
+    }
+    for (;;) {
+        now = (long long)time(NULL);
+        /* fresh; or still valid while another thread refreshes them, or
+         * just fetched by the thread this one waited for */
+        if (st->have &&
+            (cache_fresh(st, now) ||
+             ((st->fetching || waited) && st->creds.expiration > now))) {
+            ok = kmsenv_aws_creds_copy(out, &st->creds);
+            goto unlock;
         }
-        if (st->have && st->pid == pid && cache_fresh(st, now))
-            hit = kmsenv_aws_creds_copy(out, &st->creds) ? 1 : -1;
-        CRYPTO_THREAD_unlock(st->lock);
-        if (hit != 0)
-            return hit > 0;
+        if (!st->fetching)
+            break; /* this thread fetches */
+        gen = st->fetch_gen;
+        while (st->fetching && st->fetch_gen == gen)
+            pthread_cond_wait(&st->cv, &st->mu);
+        waited = 1;
+        if (st->fetch_gen != gen && st->fetch_failed && !st->have) {
+            KMSENV_RAISE(CRED_R, "%s (fetched by another thread meanwhile)",
+                         st->fail_msg);
+            goto unlock;
+        }
     }
 
-    if (!CRYPTO_THREAD_write_lock(st->lock)) {
-        KMSENV_RAISE(KMSENV_R_INTERNAL, "credentials cache lock");
-        return 0;
-    }
-    if (st->have && st->pid != pid) {
-        /* forked child: nothing of the parent's is reused */
-        kmsenv_log(2, "aws credentials: new process, cache dropped");
-        cache_drop(st);
-    }
-    now = (long long)time(NULL);
-    if (force_refresh && st->have && !same_creds(&st->creds, rejected)) {
-        /* another thread has refreshed since: use that */
-        force_refresh = 0;
-    } else if (force_refresh) {
-        kmsenv_log(2, "aws credentials: forced refresh");
-        cache_drop(st);
-    }
-    if (st->have && cache_fresh(st, now)) {
-        ok = kmsenv_aws_creds_copy(out, &st->creds);
-        goto unlock;
-    }
+    st->fetching = 1;
+    pthread_mutex_unlock(&st->mu);
 
     ERR_set_mark();
     memset(&nc, 0, sizeof(nc));
-    if (kmsenv_aws_resolve_creds(cfg, &nc)) {
+    fetched = kmsenv_aws_resolve_creds(cfg, &nc);
+
+    state_lock(st);
+    now = (long long)time(NULL);
+    st->fetching = 0;
+    st->fetch_gen++;
+    st->fetch_failed = 0;
+    if (fetched) {
         ERR_clear_last_mark();
-        cache_drop(st);
+        cache_take(st, &old);
         st->creds = nc; /* ownership moves */
         memset(&nc, 0, sizeof(nc));
         st->have = 1;
-        st->pid = pid;
+        st->pid = getpid();
         st->filled_ms = kmsenv_now_ms();
         ok = kmsenv_aws_creds_copy(out, &st->creds);
     } else if (st->have && st->creds.expiration > now) {
@@ -2227,9 +2487,13 @@ int kmsenv_aws_get_creds(KMSENV_AWS_STATE *st, const KMSENV_AWS_CFG *cfg,
     } else {
         ERR_clear_last_mark();
         if (st->have)
-            cache_drop(st); /* expired */
+            cache_take(st, &old); /* expired */
+        st->fetch_failed = 1;
+        last_error_text(st->fail_msg, sizeof(st->fail_msg));
     }
+    pthread_cond_broadcast(&st->cv);
 unlock:
-    CRYPTO_THREAD_unlock(st->lock);
+    pthread_mutex_unlock(&st->mu);
+    kmsenv_aws_creds_clear(&old);
     return ok;
 }

@@ -142,11 +142,69 @@ static void route(const char *method, const char *url, long status,
     nroutes++;
 }
 
+/* A gate: a request to gate_url stops in the stub until the test opens
+ * the gate, so a fetch can be held "in flight" for as long as a test needs
+ * (handshakes, not timing). */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static const char *gate_url;
+static int gate_entered, gate_open;
+
+static void gate_arm(const char *url)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_url = url;
+    gate_entered = 0;
+    gate_open = 0;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    gate_url = NULL;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_pass(const char *url)
+{
+    pthread_mutex_lock(&gate_mu);
+    if (gate_url != NULL && strcmp(url, gate_url) == 0) {
+        gate_entered++;
+        pthread_cond_broadcast(&gate_cv);
+        while (!gate_open)
+            pthread_cond_wait(&gate_cv, &gate_mu);
+    }
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* Waits until *counter >= n (guarded by m, signalled on cv), at most secs
+ * seconds (a bound for hangs, not a timing assertion). */
+static int wait_count(pthread_mutex_t *m, pthread_cond_t *cv,
+                      const int *counter, int n, int secs)
+{
+    struct timespec ts;
+    int ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += secs;
+    pthread_mutex_lock(m);
+    while (*counter < n)
+        if (pthread_cond_timedwait(cv, m, &ts) != 0)
+            break;
+    ok = *counter >= n;
+    pthread_mutex_unlock(m);
+    return ok;
+}
+
 int test_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
 {
     int i;
     const ROUTE *r = NULL;
 
+    gate_pass(req->url);
     memset(resp, 0, sizeof(*resp));
     resp->body.secure = req->secure_response;
     if (!kmsenv_http_url_allowed(req->url, req->policy, "endpoint"))
@@ -633,13 +691,13 @@ static void test_xml(void)
 
     snprintf(doc, sizeof(doc), STS_OK_FMT, "FQoGZXIvYXdzE&amp;&#x2F;&#43;==",
              "wJalr&lt;XU&gt;&quot;&apos;<![CDATA[&raw<]]>",
-             "2024-01-02T03:04:05Z", "ASIAXML");
+             "2124-01-02T03:04:05Z", "ASIAXML");
     memset(&c, 0, sizeof(c));
     r = sts_parse(doc, strlen(doc), "t", &c, why, sizeof(why));
     CHECK(r == 1 && strcmp(c.akid, "ASIAXML") == 0 &&
               strcmp((char *)c.secret.data, "wJalr<XU>\"'&raw<") == 0 &&
               strcmp((char *)c.token.data, "FQoGZXIvYXdzE&/+==") == 0 &&
-              c.expiration == 1704164645LL && creds_secure(&c),
+              c.expiration == 4859838245LL && creds_secure(&c),
           "xml: STS answer with entities and CDATA");
     kmsenv_aws_creds_clear(&c);
 
@@ -749,10 +807,10 @@ static void test_ini(void)
               "aws_secret_access_key = FROMCFG\n[profile dev2]\nregion=x\n",
               &l);
     CHECK(ok && l.merged.found && strcmp(l.merged.akid, "A") == 0 &&
-              sec_is(&l.merged.secret, "FROMCFG") &&
-              strcmp(l.merged.region, "ap-south-1") == 0,
-          "ini: [profile NAME] in config, plain [NAME] ignored there, "
-          "per-key merge");
+              !l.merged.has_secret && l.keys_from == 1 && l.other_secret &&
+              !l.other_akid && strcmp(l.merged.region, "ap-south-1") == 0,
+          "ini: [profile NAME] in config, plain [NAME] ignored there; "
+          "settings merged, keys not merged across files");
     lookup_free(&l);
 
     reset();
@@ -761,59 +819,136 @@ static void test_ini(void)
           "ini: [profile dev] in the credentials file is not 'dev'");
     lookup_free(&l);
 
-    /* malformed lines, binary junk, a broken header */
+    /* the legacy token name, in either file; botocore looks for
+     * aws_security_token first */
     reset();
-    {
-        static const char junk[] = "[default\naws_access_key_id=BROKEN\n"
-                                   "= novalue\n"
-                                   "justtext\n"
-                                   "[default]\n"
-                                   "aws_access_key_id\n"
-                                   "aws_secret_access_key=x\0y\n"
-                                   "key=\n"
-                                   "aws_access_key_id=GOOD\n"
-                                   "\xff\xfe[\x01]=\x02\n"
-                                   "[]\n"
-                                   "aws_access_key_id=AFTER_EMPTY\n";
-        write_file(tmp_path("credentials-junk"), junk, sizeof(junk) - 1);
-        setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials-junk"), 1);
-    }
-    ok = load(NULL, NULL, NULL, &l);
-    CHECK(ok && l.merged.found && strcmp(l.merged.akid, "GOOD") == 0 &&
-              !l.merged.has_secret,
-          "ini: malformed lines ignored, broken header owns nothing");
+    ok = load("p",
+              "[p]\naws_access_key_id=A\naws_secret_access_key=S\n"
+              "aws_security_token=legacy-tok\n",
+              "", &l);
+    CHECK(ok && l.merged.has_token && sec_is(&l.merged.token, "legacy-tok") &&
+              is_secure(l.merged.token.data),
+          "ini: aws_security_token accepted (secure memory)");
+    lookup_free(&l);
+    reset();
+    ok = load("p",
+              "[p]\naws_access_key_id=A\naws_secret_access_key=S\n"
+              "aws_session_token=new-tok\naws_security_token=legacy-tok\n",
+              "", &l);
+    CHECK(ok && sec_is(&l.merged.token, "legacy-tok"),
+          "ini: both token names: aws_security_token, as botocore");
+    lookup_free(&l);
+    reset();
+    ok = load("p", "",
+              "[profile p]\naws_access_key_id=A\n"
+              "aws_secret_access_key=S\naws_security_token=cfg-tok\n",
+              &l);
+    CHECK(ok && l.keys_from == 2 && sec_is(&l.merged.token, "cfg-tok"),
+          "ini: aws_security_token in the config file");
+    lookup_free(&l);
+    reset();
+    ok = load("p", "[p]\naws_access_key_id=A\naws_secret_access_key=S\n",
+              "[profile p]\naws_session_token=cfg-tok\n", &l);
+    CHECK(ok && l.keys_from == 1 && !l.merged.has_token &&
+              l.merged.token.data == NULL,
+          "ini: a token in the other file is not attached to the keys");
     lookup_free(&l);
 
-    /* lines of any length: a 100 KiB token is read, a 2 MiB line is
-     * ignored and what follows it is not attributed */
+    /* malformed files are errors naming file and line, never showing the
+     * line (it may hold a secret); as configparser, the whole file */
+    {
+        static const struct {
+            const char *text;
+            size_t len;
+            const char *want;
+        } bad[] = {
+#define BAD(t, w) {t, sizeof(t) - 1, w}
+            BAD("aws_access_key_id = AKIATOP\n[default]\n"
+                "aws_secret_access_key = s\n",
+                "line 1: a setting before any [section] header"),
+            BAD("# comment\n\n  top-secret-value\n[default]\n",
+                "line 3: a setting before any [section] header"),
+            BAD("[default\naws_access_key_id=BROKEN\n",
+                "line 1: malformed [section] header"),
+            BAD("[x]\na=b\n[]\n", "line 3: malformed [section] header"),
+            BAD("[default]\naws_access_key_id=A\ntop-secret-value\n",
+                "line 3: neither 'key = value', a [section] header nor a "
+                "comment"),
+            BAD("[default]\n= top-secret-value\n",
+                "line 2: neither 'key = value'"),
+            BAD("[other]\njunk\n[default]\naws_access_key_id=A\n",
+                "line 2: neither"),
+            BAD("[default]\naws_secret_access_key=top-secret\0value\n",
+                "line 2: NUL byte"),
+            BAD("[default]\naws_access_key_id=A\n[x]\n[default]\n",
+                "line 4: a second [default] section"),
+            BAD("[default]\naws_access_key_id=A\nAWS_Access_Key_Id = B\n",
+                "line 3: 'AWS_Access_Key_Id' set twice in the profile"),
+#undef BAD
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            reset();
+            write_file(tmp_path("credentials-bad"), bad[i].text, bad[i].len);
+            setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials-bad"),
+                   1);
+            ok = load(NULL, NULL, NULL, &l);
+            take_errors();
+            note("error", errtext);
+            CHECK(!ok && strstr(errtext, bad[i].want) != NULL &&
+                      strstr(errtext, "AWS shared credentials file ") != NULL &&
+                      strstr(errtext, tmp_path("credentials-bad")) != NULL &&
+                      strstr(errtext, "profile 'default'") != NULL &&
+                      strstr(errtext, "top-secret") == NULL,
+                  "ini: malformed file %zu is an error: %s", i, bad[i].want);
+            lookup_free(&l);
+        }
+        reset();
+        ok = load("dev", "", "[profile dev]\nregion = x\n\tjunk\nnojunk\n", &l);
+        take_errors();
+        CHECK(!ok && strstr(errtext, "AWS shared config file ") != NULL &&
+                  strstr(errtext, "line 4: neither") != NULL,
+              "ini: malformed config file is an error too (continuation "
+              "lines are not)");
+        lookup_free(&l);
+        reset();
+        ok = load(NULL,
+                  "# top\n; comments\n\n[default] ; c\nx = 1\n"
+                  "s3 =\n  max = 1\n\n  more = 2\n",
+                  "", &l);
+        CHECK(ok && l.merged.found, "ini: comments before the first section, "
+                                    "sub-properties, blank lines");
+        lookup_free(&l);
+    }
+
+    /* lines of any length up to 256 KiB: a 100 KiB token is read; a
+     * longer line is an error (never skipped) */
     reset();
     n = 100 * 1024;
     big = malloc(n + 4 * 1024 * 1024);
     blen = 0;
     PUT_S("[default]\naws_session_token=");
     PUT_C('T', n);
-    PUT_S("\naws_access_key_id=AK\n[x]\nv=");
-    PUT_C('X', 2 * 1024 * 1024);
-    PUT_S("\n[default]\naws_secret_access_key=S"); /* no final newline */
+    PUT_S("\naws_access_key_id=AK\n[x]\nv=x\n");
+    PUT_S("\n[y]\naws_secret_access_key=S"); /* no final newline */
     write_file(tmp_path("credentials"), big, blen);
     setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
     ok = load(NULL, NULL, NULL, &l);
     CHECK(ok && l.merged.has_token && l.merged.token.len == n &&
-              l.merged.akid != NULL && strcmp(l.merged.akid, "AK") == 0 &&
-              sec_is(&l.merged.secret, "S"),
-          "ini: 100 KiB value read, 2 MiB line skipped, no trailing newline");
+              l.merged.akid != NULL && strcmp(l.merged.akid, "AK") == 0,
+          "ini: 100 KiB value read, no trailing newline");
     lookup_free(&l);
 
-    /* overlong line in the wanted section: following keys not taken */
     blen = 0;
     PUT_S("[default]\naws_access_key_id=AK\nx=");
     PUT_C('Y', 2 * 1024 * 1024);
     PUT_S("\naws_secret_access_key=S\n");
     write_file(tmp_path("credentials"), big, blen);
     ok = load(NULL, NULL, NULL, &l);
-    CHECK(ok && l.merged.akid != NULL && strcmp(l.merged.akid, "AK") == 0 &&
-              !l.merged.has_secret,
-          "ini: keys after an overlong line are not attributed");
+    take_errors();
+    CHECK(!ok && strstr(errtext, "line 3: longer than 262144 bytes") != NULL,
+          "ini: an overlong line is an error");
     lookup_free(&l);
     free(big);
 
@@ -1083,6 +1218,19 @@ static void test_imds(void)
           "imds: truncated JSON");
 
     reset();
+    imds_routes(now - 1);
+    ok = resolve(&c);
+    take_errors();
+    note("error", errtext);
+    CHECK(!ok && c.secret.data == NULL &&
+              strstr(errtext,
+                     "AWS credentials from IMDS (role my-role at "
+                     "http://169.254.169.254): the answer's credentials "
+                     "(access key id ASIAIMDS) expired at ") != NULL &&
+              strstr(errtext, "imds/secret") == NULL,
+          "imds: expired credentials refused, naming the source");
+
+    reset();
     route("PUT", IMDS_TOKEN_URL, 500, "");
     ok = resolve(&c);
     take_errors();
@@ -1119,6 +1267,35 @@ static void test_ecs(void)
             s != NULL && s->no_proxy && s->secure_response && s->nhdr == 1,
         "ecs: relative URI wins over full URI and IMDS");
     kmsenv_aws_creds_clear(&c);
+
+    /* an answer whose Expiration has passed is refused, naming ECS */
+    reset();
+    {
+        char old[512], pe[40];
+
+        iso_time(now - 120, pe, sizeof(pe));
+        snprintf(old, sizeof(old),
+                 "{\"AccessKeyId\":\"ASIASTALE\",\"Expiration\":\"%s\","
+                 "\"SecretAccessKey\":\"ecs-secret\",\"Token\":\"ecs-token\"}",
+                 pe);
+        setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc",
+               1);
+        route("GET", "http://169.254.170.2/v2/credentials/abc", 200, old);
+        imds_routes(now + 3600);
+        memset(&c, 0, sizeof(c));
+        ok = resolve(&c);
+        take_errors();
+        note("error", errtext);
+        CHECK(!ok && c.secret.data == NULL && ncalls == 1 &&
+                  strstr(errtext, "AWS credentials from ECS "
+                                  "(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
+                                  "at http://169.254.170.2/v2/credentials/"
+                                  "abc): the answer's credentials (access "
+                                  "key id ASIASTALE) expired at ") != NULL &&
+                  strstr(errtext, pe) != NULL &&
+                  strstr(errtext, "ecs-secret") == NULL,
+              "ecs: expired credentials refused, naming the source");
+    }
 
     /* full URI + token file (trimmed, re-read each time) */
     reset();
@@ -1486,6 +1663,113 @@ static void test_profile_source(void)
           "profile: role_arn + web_identity_token_file");
     kmsenv_aws_creds_clear(&c);
 
+    /* keys split across the two files: an error naming both (botocore:
+     * PartialCredentialsError from the provider of the first file) */
+    reset();
+    write_str(tmp_path("credentials"),
+              "[split]\naws_access_key_id = AKIASPLIT\n");
+    write_str(tmp_path("config"),
+              "[profile split]\naws_secret_access_key = split-secret\n"
+              "[profile split2]\naws_access_key_id = AKIASPLIT2\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config"), 1);
+    setenv("AWS_PROFILE", "split", 1);
+    imds_routes(now + 3600);
+    ok = resolve(&c);
+    take_errors();
+    note("error", errtext);
+    {
+        char want[900];
+
+        snprintf(want, sizeof(want),
+                 "AWS credentials from profile 'split' in %s: "
+                 "aws_access_key_id is set but aws_secret_access_key is not "
+                 "there (it is in %s; both keys must be in the same file)",
+                 tmp_path("credentials"), tmp_path("config"));
+        CHECK(!ok && ncalls == 0 && strstr(errtext, want) != NULL &&
+                  strstr(errtext, "split-secret") == NULL,
+              "profile: aws_access_key_id in credentials, secret in config: "
+              "error naming both files");
+    }
+    write_str(tmp_path("credentials"),
+              "[split2]\naws_secret_access_key = split-secret\n");
+    setenv("AWS_PROFILE", "split2", 1);
+    ok = resolve(&c);
+    take_errors();
+    CHECK(!ok && strstr(errtext, "profile 'split2' in ") != NULL &&
+              strstr(errtext,
+                     "aws_secret_access_key is set but "
+                     "aws_access_key_id is not there (it is in ") != NULL,
+          "profile: secret in credentials, key id in config: error");
+
+    /* aws_security_token end to end */
+    reset();
+    write_str(tmp_path("credentials"),
+              "[legacy]\naws_access_key_id = AKIALEGACY\n"
+              "aws_secret_access_key = prof-secret\n"
+              "aws_security_token = legacy-session-token\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config-none"), 1);
+    setenv("AWS_PROFILE", "legacy", 1);
+    ok = resolve(&c);
+    CHECK(ok && strcmp(c.akid, "AKIALEGACY") == 0 &&
+              sec_is(&c.token, "legacy-session-token") && creds_secure(&c),
+          "profile: aws_security_token is the session token");
+    kmsenv_aws_creds_clear(&c);
+
+    /* a malformed file stops the chain with its error */
+    reset();
+    write_str(tmp_path("credentials"),
+              "aws_access_key_id = AKIATOP\n[default]\n"
+              "aws_secret_access_key = prof-secret\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config-none"), 1);
+    imds_routes(now + 3600);
+    ok = resolve(&c);
+    take_errors();
+    CHECK(!ok && ncalls == 0 &&
+              strstr(errtext, "line 1: a setting before any [section]") != NULL,
+          "profile: a malformed credentials file is an error, not skipped");
+
+    /* an explicit profile (aws_profile) takes the environment out of the
+     * chain, as botocore's Session(profile=...); AWS_PROFILE does not */
+    reset();
+    write_str(tmp_path("credentials"), "[team]\naws_access_key_id = AKIATEAM\n"
+                                       "aws_secret_access_key = prof-secret\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", tmp_path("credentials"), 1);
+    setenv("AWS_CONFIG_FILE", tmp_path("config-none"), 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tmp_path("nonexistent"), 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/x", 1);
+    cfg0.profile = "team";
+    ok = resolve(&c);
+    CHECK(ok && strcmp(c.akid, "AKIATEAM") == 0 &&
+              strcmp(c.source, "profile team") == 0 && ncalls == 0,
+          "profile: aws_profile wins over AWS_ACCESS_KEY_ID and web identity "
+          "variables");
+    kmsenv_aws_creds_clear(&c);
+    write_str(tmp_path("credentials"), "[team]\nregion = us-east-1\n");
+    imds_routes(now + 3600);
+    ok = resolve(&c);
+    take_errors();
+    CHECK(ok && strcmp(c.source, "imds") == 0,
+          "profile: aws_profile without keys: environment still skipped, "
+          "then ECS/IMDS");
+    kmsenv_aws_creds_clear(&c);
+    cfg0.profile = NULL;
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_ROLE_ARN");
+    write_str(tmp_path("credentials"), "[team]\naws_access_key_id = AKIATEAM\n"
+                                       "aws_secret_access_key = prof-secret\n");
+    setenv("AWS_PROFILE", "team", 1);
+    ok = resolve(&c);
+    CHECK(ok && strcmp(c.source, "environment") == 0 &&
+              strcmp(c.akid, "AKIAENV") == 0,
+          "profile: AWS_PROFILE alone: AWS_ACCESS_KEY_ID still first, as "
+          "botocore");
+    kmsenv_aws_creds_clear(&c);
+
     /* implicit default absent -> next source; environment beats profile */
     reset();
     setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
@@ -1714,6 +1998,206 @@ static void test_cache(void)
     }
 }
 
+/* ---- the cache lock is never held across a fetch ---- */
+
+static pthread_mutex_t cc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cc_cv = PTHREAD_COND_INITIALIZER;
+static int cc_done, cc_bad;
+static long long cc_exp;
+
+/* One thread that fetches (it stops at the gate). */
+static void *cc_fetcher(void *arg)
+{
+    KMSENV_AWS_CREDS c;
+    int ok = kmsenv_aws_get_creds(arg, &cfg0, NULL, &c);
+
+    pthread_mutex_lock(&cc_mu);
+    cc_exp = ok ? c.expiration : -1;
+    pthread_mutex_unlock(&cc_mu);
+    kmsenv_aws_creds_clear(&c);
+    return NULL;
+}
+
+/* Readers while that fetch is in flight. */
+static void *cc_reader(void *arg)
+{
+    KMSENV_AWS_CREDS c;
+    int i, bad = 0;
+
+    for (i = 0; i < 20; i++) {
+        if (!kmsenv_aws_get_creds(arg, &cfg0, NULL, &c) ||
+            strcmp(c.akid, "ASIAIMDS") != 0 || !creds_secure(&c))
+            bad = 1;
+        kmsenv_aws_creds_clear(&c);
+    }
+    pthread_mutex_lock(&cc_mu);
+    cc_bad |= bad;
+    cc_done++;
+    pthread_cond_broadcast(&cc_cv);
+    pthread_mutex_unlock(&cc_mu);
+    return NULL;
+}
+
+/* Holds the state's mutex until told to let go. */
+static int hold_state, hold_go;
+
+static void *cc_holder(void *arg)
+{
+    KMSENV_AWS_STATE *st = arg;
+
+    pthread_mutex_lock(&st->mu);
+    pthread_mutex_lock(&cc_mu);
+    hold_state = 1;
+    pthread_cond_broadcast(&cc_cv);
+    while (!hold_go)
+        pthread_cond_wait(&cc_cv, &cc_mu);
+    pthread_mutex_unlock(&cc_mu);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* Forks; the child gets credentials (bounded by alarm()). Returns 1 if the
+ * child succeeded with a fetch of its own. */
+static int fork_and_get(KMSENV_AWS_STATE *st)
+{
+    pid_t pid;
+    int status = 0;
+
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        KMSENV_AWS_CREDS c;
+        int before, r;
+
+        alarm(20);
+        gate_release(); /* the parent's gate is not this child's */
+        before = ncalls;
+        r = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+        r = r && strcmp(c.akid, "ASIAIMDS") == 0 && ncalls == before + 3;
+        kmsenv_aws_creds_clear(&c);
+        _exit(r ? 0 : 1);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return 0;
+    if (WIFSIGNALED(status))
+        printf("#   child killed by signal %d (deadlock?)\n", WTERMSIG(status));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_cache_concurrency(void)
+{
+    KMSENV_AWS_STATE *st = kmsenv_aws_state_new();
+    KMSENV_AWS_CREDS c;
+    long long now = (long long)time(NULL);
+    pthread_t fetcher, readers[4], holder;
+    int ok, i, entered, done;
+
+    /* cached credentials expire in 200 s: valid, but due for a refresh */
+    reset();
+    imds_routes(now + 200);
+    ok = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+    kmsenv_aws_creds_clear(&c);
+    CHECK(ok && ncalls == 3, "lock: cache filled (expiring in 200 s)");
+
+    /* a refresh stops inside its fetch (IMDS credentials request) */
+    gate_arm(IMDS_ROLE_URL);
+    cc_done = cc_bad = 0;
+    cc_exp = 0;
+    pthread_create(&fetcher, NULL, cc_fetcher, st);
+    entered = wait_count(&gate_mu, &gate_cv, &gate_entered, 1, 20);
+    CHECK(entered, "lock: a refresh is in flight");
+
+    /* readers get the still-valid credentials meanwhile */
+    for (i = 0; i < 4; i++)
+        pthread_create(&readers[i], NULL, cc_reader, st);
+    done = wait_count(&cc_mu, &cc_cv, &cc_done, 4, 20);
+    pthread_mutex_lock(&gate_mu);
+    entered = gate_entered;
+    pthread_mutex_unlock(&gate_mu);
+    CHECK(done && !cc_bad && entered == 1,
+          "lock: 4 readers x 20 calls complete while the fetch is in "
+          "flight, with the cached credentials (no second fetch)");
+
+    /* the fetch completes and is published */
+    {
+        /* the answer of the request stopped at the gate (read after the
+         * gate opens) */
+        char e[40];
+
+        iso_time(now + 3600, e, sizeof(e));
+        pthread_mutex_lock(&stub_lock);
+        snprintf(imds_doc, sizeof(imds_doc),
+                 "{\"Code\":\"Success\",\"AccessKeyId\":\"ASIAIMDS\","
+                 "\"SecretAccessKey\":\"imds\\/secret\",\"Token\":"
+                 "\"imds-token\",\"Expiration\":\"%s\"}",
+                 e);
+        pthread_mutex_unlock(&stub_lock);
+    }
+    gate_release();
+    pthread_join(fetcher, NULL);
+    for (i = 0; i < 4; i++)
+        pthread_join(readers[i], NULL);
+    ok = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+    CHECK(cc_exp == now + 3600 && ok && c.expiration == now + 3600 &&
+              ncalls == 6,
+          "lock: the refreshed credentials are published to everyone");
+    kmsenv_aws_creds_clear(&c);
+    kmsenv_aws_state_free(st);
+
+    /* single flight: a thread with nothing valid waits for the fetch in
+     * flight instead of starting its own */
+    st = kmsenv_aws_state_new();
+    reset();
+    imds_routes(now + 3600);
+    gate_arm(IMDS_ROLE_URL);
+    cc_done = cc_bad = 0;
+    pthread_create(&fetcher, NULL, cc_fetcher, st);
+    wait_count(&gate_mu, &gate_cv, &gate_entered, 1, 20);
+    for (i = 0; i < 4; i++)
+        pthread_create(&readers[i], NULL, cc_reader, st);
+    gate_release();
+    pthread_join(fetcher, NULL);
+    for (i = 0; i < 4; i++)
+        pthread_join(readers[i], NULL);
+    CHECK(!cc_bad && ncalls == 3,
+          "lock: concurrent first calls share one fetch");
+    kmsenv_aws_state_free(st);
+
+    /* fork() while another thread is in the middle of a fetch: the child
+     * neither waits for that thread (which it does not have) nor reuses
+     * anything; it fetches for itself */
+    st = kmsenv_aws_state_new();
+    reset();
+    imds_routes(now + 3600);
+    gate_arm(IMDS_ROLE_URL);
+    pthread_create(&fetcher, NULL, cc_fetcher, st);
+    entered = wait_count(&gate_mu, &gate_cv, &gate_entered, 1, 20);
+    ok = entered && fork_and_get(st);
+    CHECK(ok, "fork: during another thread's fetch, the child gets "
+              "credentials (no deadlock)");
+    gate_release();
+    pthread_join(fetcher, NULL);
+    CHECK(cc_exp == now + 3600, "fork: the parent's fetch completes");
+
+    /* fork() while another thread holds the cache mutex itself */
+    hold_state = hold_go = 0;
+    pthread_create(&holder, NULL, cc_holder, st);
+    wait_count(&cc_mu, &cc_cv, &hold_state, 1, 20);
+    ok = fork_and_get(st);
+    pthread_mutex_lock(&cc_mu);
+    hold_go = 1;
+    pthread_cond_broadcast(&cc_cv);
+    pthread_mutex_unlock(&cc_mu);
+    pthread_join(holder, NULL);
+    CHECK(ok, "fork: while another thread holds the cache lock, the child "
+              "gets credentials (lock re-initialised)");
+    ok = kmsenv_aws_get_creds(st, &cfg0, NULL, &c);
+    CHECK(ok && c.expiration == now + 3600,
+          "fork: the parent's cache is intact");
+    kmsenv_aws_creds_clear(&c);
+    kmsenv_aws_state_free(st);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void test_log_has_no_secrets(void)
@@ -1790,6 +2274,7 @@ int main(int argc, char **argv)
     test_profile_source();
     test_regions();
     test_cache();
+    test_cache_concurrency();
     test_log_has_no_secrets();
     {
         size_t used = sec_heap ? CRYPTO_secure_used() : 0;
