@@ -6,9 +6,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define SEAL_NONCE_LEN 12
-#define SEAL_TAG_LEN 16
-
 const char *kmsenv_state_name(int state)
 {
     switch (state) {
@@ -30,38 +27,6 @@ int kmsenv_state_from_name(const char *name)
         if (strcmp(name, kmsenv_state_name(s)) == 0)
             return s;
     return 0;
-}
-
-void kmsenv_wrap_free(KMSENV_WRAP *w)
-{
-    OPENSSL_free(w->spec);
-    OPENSSL_free(w->blob);
-    memset(w, 0, sizeof(*w));
-}
-
-void kmsenv_wraps_free(KMSENV_WRAP *w, size_t n)
-{
-    size_t i;
-
-    for (i = 0; w != NULL && i < n; i++)
-        kmsenv_wrap_free(&w[i]);
-    OPENSSL_free(w);
-}
-
-int kmsenv_wrap_copy(KMSENV_WRAP *dst, const KMSENV_WRAP *src)
-{
-    memset(dst, 0, sizeof(*dst));
-    dst->spec = OPENSSL_strdup(src->spec);
-    dst->blob = OPENSSL_memdup(src->blob, src->bloblen);
-    if (dst->spec == NULL || dst->blob == NULL) {
-        kmsenv_wrap_free(dst);
-        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "copying wrapped key");
-        return 0;
-    }
-    memcpy(dst->fp, src->fp, src->fplen);
-    dst->fplen = src->fplen;
-    dst->bloblen = src->bloblen;
-    return 1;
 }
 
 void kmsenv_keyset_init(KMSENV_KEYSET *ks)
@@ -87,61 +52,12 @@ void kmsenv_keyset_free(KMSENV_KEYSET *ks)
     kmsenv_keyset_init(ks);
 }
 
-/* DER OCTET STRING wrapper so that generic DER readers accept the body. */
-static int der_unwrap(const unsigned char *der, size_t len,
-                      const unsigned char **body, size_t *bodylen)
-{
-    size_t n, hl, i, l = 0;
-
-    if (len < 2 || der[0] != 0x04)
-        return 0;
-    if (der[1] < 0x80) {
-        l = der[1];
-        hl = 2;
-    } else {
-        n = der[1] & 0x7f;
-        if (n == 0 || n > 4 || len < 2 + n || der[2] == 0)
-            return 0;
-        for (i = 0; i < n; i++)
-            l = (l << 8) | der[2 + i];
-        if (l < 0x80 || (n > 1 && l < ((size_t)1 << (8 * (n - 1)))))
-            return 0; /* not minimal: not DER */
-        hl = 2 + n;
-    }
-    if (len - hl != l)
-        return 0;
-    *body = der + hl;
-    *bodylen = l;
-    return 1;
-}
-
-static void der_wrap_header(KMSENV_WR *w, size_t l)
-{
-    kmsenv_wr_u8(w, 0x04);
-    if (l < 0x80) {
-        kmsenv_wr_u8(w, (uint8_t)l);
-    } else if (l <= 0xff) {
-        kmsenv_wr_u8(w, 0x81);
-        kmsenv_wr_u8(w, (uint8_t)l);
-    } else if (l <= 0xffff) {
-        kmsenv_wr_u8(w, 0x82);
-        kmsenv_wr_u16(w, (uint16_t)l);
-    } else if (l <= 0xffffff) {
-        kmsenv_wr_u8(w, 0x83);
-        kmsenv_wr_u8(w, (uint8_t)(l >> 16));
-        kmsenv_wr_u16(w, (uint16_t)l);
-    } else {
-        kmsenv_wr_u8(w, 0x84);
-        kmsenv_wr_u32(w, (uint32_t)l);
-    }
-}
-
 int kmsenv_keyset_sniff(const unsigned char *der, size_t len)
 {
     const unsigned char *body;
     size_t bl;
 
-    return der_unwrap(der, len, &body, &bl) && bl >= 8 &&
+    return kmsenv_der_unwrap(der, len, &body, &bl) && bl >= 8 &&
            memcmp(body, KMSENV_KS_MAGIC, 8) == 0;
 }
 
@@ -160,7 +76,7 @@ int kmsenv_keyset_decode(KMSENV_KEYSET *ks, const unsigned char *der,
     uint8_t fmt;
 
     kmsenv_keyset_init(ks);
-    if (!der_unwrap(der, len, &body, &bodylen) || bodylen < 8 ||
+    if (!kmsenv_der_unwrap(der, len, &body, &bodylen) || bodylen < 8 ||
         memcmp(body, KMSENV_KS_MAGIC, 8) != 0)
         BAD("%s: not a kmsenv keyset (bad DER wrapper or magic)", name);
     kmsenv_rd_init(&r, body + 8, bodylen - 8);
@@ -204,42 +120,14 @@ int kmsenv_keyset_decode(KMSENV_KEYSET *ks, const unsigned char *der,
     }
     if (nprimary != 1)
         BAD("%s: keyset must have exactly one primary version", name);
-    ks->nwrap = kmsenv_rd_u8(&r);
-    if (!r.ok || ks->nwrap == 0 || ks->nwrap > KMSENV_KS_MAX_WRAPS)
-        BAD("%s: keyset has no valid wrapped key list", name);
-    ks->wrap = OPENSSL_zalloc(ks->nwrap * sizeof(*ks->wrap));
-    if (ks->wrap == NULL)
-        goto oom;
-    for (i = 0; i < ks->nwrap; i++) {
-        KMSENV_WRAP *w = &ks->wrap[i];
-        size_t sl = kmsenv_rd_u16(&r);
-
-        q = kmsenv_rd_bytes(&r, sl);
-        if (q == NULL || sl == 0 || memchr(q, 0, sl) != NULL)
-            BAD("%s: bad KEK spec in wrapped key %zu", name, i + 1);
-        w->spec = OPENSSL_strndup((const char *)q, sl);
-        w->fplen = kmsenv_rd_u8(&r);
-        if (w->fplen > sizeof(w->fp))
-            BAD("%s: bad KEK fingerprint in wrapped key %zu", name, i + 1);
-        q = kmsenv_rd_bytes(&r, w->fplen);
-        if (q != NULL)
-            memcpy(w->fp, q, w->fplen);
-        w->bloblen = kmsenv_rd_u16(&r);
-        q = kmsenv_rd_bytes(&r, w->bloblen);
-        if (q == NULL || w->bloblen == 0)
-            BAD("%s: keyset truncated in wrapped key %zu", name, i + 1);
-        w->blob = OPENSSL_memdup(q, w->bloblen);
-        if (w->spec == NULL || w->blob == NULL)
-            goto oom;
-    }
+    if (!kmsenv_wraps_read(&r, &ks->wrap, &ks->nwrap, name))
+        goto err;
     ks->aadlen = (size_t)(r.p - body);
     ks->sealedlen = r.left;
-    if (ks->sealedlen !=
-        SEAL_NONCE_LEN + ks->nver * KMSENV_KEY_LEN + SEAL_TAG_LEN)
+    if (ks->sealedlen != KMSENV_SEAL_OVERHEAD + ks->nver * KMSENV_KEY_LEN)
         BAD("%s: sealed key section has %zu bytes, expected %zu", name,
             ks->sealedlen,
-            (size_t)(SEAL_NONCE_LEN + ks->nver * KMSENV_KEY_LEN +
-                     SEAL_TAG_LEN));
+            (size_t)(KMSENV_SEAL_OVERHEAD + ks->nver * KMSENV_KEY_LEN));
     ks->aad = OPENSSL_memdup(body, ks->aadlen);
     ks->sealed = OPENSSL_memdup(r.p, ks->sealedlen);
     if (ks->aad == NULL || ks->sealed == NULL)
@@ -252,49 +140,15 @@ err:
     return 0;
 }
 
-static EVP_CIPHER_CTX *seal_ctx(OSSL_LIB_CTX *libctx, int enc,
-                                const KMSENV_SECRET *ksk,
-                                const unsigned char *nonce,
-                                const unsigned char *aad, size_t aadlen)
-{
-    EVP_CIPHER *gcm = EVP_CIPHER_fetch(libctx, "AES-256-GCM", NULL);
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int outl;
-
-    if (gcm == NULL || c == NULL || ksk->len != KMSENV_KEY_LEN ||
-        !EVP_CipherInit_ex2(c, gcm, ksk->data, nonce, enc, NULL) ||
-        !EVP_CipherUpdate(c, NULL, &outl, aad, (int)aadlen)) {
-        EVP_CIPHER_CTX_free(c);
-        c = NULL;
-    }
-    EVP_CIPHER_free(gcm);
-    return c;
-}
-
 int kmsenv_keyset_unseal(KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
                          const char *name)
 {
-    EVP_CIPHER_CTX *c;
-    size_t klen = ks->nver * KMSENV_KEY_LEN;
-    unsigned char tag[SEAL_TAG_LEN];
-    int outl = 0, ok;
-
     if (ks->sealed == NULL || ks->ksk.data == NULL) {
         KMSENV_RAISE(KMSENV_R_INTERNAL, "keyset %s not decoded", name);
         return 0;
     }
-    if (!kmsenv_secret_alloc(&ks->keys, klen))
-        return 0;
-    memcpy(tag, ks->sealed + SEAL_NONCE_LEN + klen, SEAL_TAG_LEN);
-    c = seal_ctx(libctx, 0, &ks->ksk, ks->sealed, ks->aad, ks->aadlen);
-    ok = c != NULL &&
-         EVP_CipherUpdate(c, ks->keys.data, &outl, ks->sealed + SEAL_NONCE_LEN,
-                          (int)klen) &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) &&
-         EVP_DecryptFinal_ex(c, ks->keys.data + klen, &outl) > 0;
-    EVP_CIPHER_CTX_free(c);
-    if (!ok) {
-        kmsenv_secret_free(&ks->keys);
+    if (!kmsenv_unseal(libctx, &ks->ksk, ks->aad, ks->aadlen, ks->sealed,
+                       ks->sealedlen, &ks->keys)) {
         KMSENV_RAISE(KMSENV_R_KEYSET_TAMPERED,
                      "%s: keyset content failed authentication under its "
                      "keyset key (tampered or corrupt file)",
@@ -309,10 +163,8 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
                          const unsigned char *nonce, KMSENV_WR *der)
 {
     KMSENV_WR b;
-    size_t i, aadlen, klen = ks->nver * KMSENV_KEY_LEN;
-    unsigned char n[SEAL_NONCE_LEN], *ct;
-    EVP_CIPHER_CTX *c = NULL;
-    int outl = 0, ok = 0;
+    size_t i, aadlen;
+    int ok;
 
     if (ks->keys.data == NULL || ks->ksk.data == NULL) {
         KMSENV_RAISE(KMSENV_R_INTERNAL, "keyset not open; cannot encode");
@@ -320,26 +172,13 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
     }
     /* Never write what kmsenv_keyset_decode would refuse. */
     if (ks->alg != KMSENV_KS_ALG_XAES256GCM || ks->nver == 0 ||
-        ks->nver > KMSENV_KS_MAX_VERSIONS || ks->nwrap == 0 ||
-        ks->nwrap > KMSENV_KS_MAX_WRAPS) {
+        ks->nver > KMSENV_KS_MAX_VERSIONS) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
-                     "keyset cannot be encoded (%zu versions, %zu KEKs)",
-                     ks->nver, ks->nwrap);
+                     "keyset cannot be encoded (%zu versions)", ks->nver);
         return 0;
     }
-    for (i = 0; i < ks->nwrap; i++) {
-        const KMSENV_WRAP *w = &ks->wrap[i];
-        size_t sl = w->spec != NULL ? strlen(w->spec) : 0;
-
-        if (sl == 0 || sl > 0xffff || w->fplen > sizeof(w->fp) ||
-            w->bloblen == 0 || w->bloblen > 0xffff) {
-            KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
-                         "KEK entry %zu cannot be encoded (spec %zu bytes, "
-                         "blob %zu bytes)",
-                         i + 1, sl, w->bloblen);
-            return 0;
-        }
-    }
+    if (!kmsenv_wraps_check(ks->wrap, ks->nwrap))
+        return 0;
     kmsenv_wr_init(&b);
     kmsenv_wr_bytes(&b, KMSENV_KS_MAGIC, 8);
     kmsenv_wr_u8(&b, KMSENV_KS_FORMAT);
@@ -353,36 +192,22 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
         kmsenv_wr_u8(&b, ks->ver[i].state);
         kmsenv_wr_u64(&b, ks->ver[i].created);
     }
-    kmsenv_wr_u8(&b, (uint8_t)ks->nwrap);
-    for (i = 0; i < ks->nwrap; i++) {
-        size_t sl = strlen(ks->wrap[i].spec);
-        kmsenv_wr_u16(&b, (uint16_t)sl);
-        kmsenv_wr_bytes(&b, ks->wrap[i].spec, sl);
-        kmsenv_wr_u8(&b, (uint8_t)ks->wrap[i].fplen);
-        kmsenv_wr_bytes(&b, ks->wrap[i].fp, ks->wrap[i].fplen);
-        kmsenv_wr_u16(&b, (uint16_t)ks->wrap[i].bloblen);
-        kmsenv_wr_bytes(&b, ks->wrap[i].blob, ks->wrap[i].bloblen);
-    }
+    kmsenv_wraps_write(&b, ks->wrap, ks->nwrap);
     aadlen = b.len;
-    if (nonce != NULL)
-        memcpy(n, nonce, sizeof(n));
-    else if (RAND_bytes_ex(libctx, n, sizeof(n), 0) <= 0)
-        goto end;
-    kmsenv_wr_bytes(&b, n, sizeof(n));
-    ct = kmsenv_wr_reserve(&b, klen + SEAL_TAG_LEN);
-    if (!b.ok || ct == NULL)
-        goto end;
-    c = seal_ctx(libctx, 1, &ks->ksk, n, b.p, aadlen);
-    if (c == NULL ||
-        !EVP_CipherUpdate(c, ct, &outl, ks->keys.data, (int)klen) ||
-        !EVP_EncryptFinal_ex(c, ct + klen, &outl) ||
-        !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, ct + klen))
-        goto end;
-    der_wrap_header(der, b.len);
-    kmsenv_wr_bytes(der, b.p, b.len);
-    ok = der->ok;
-end:
-    EVP_CIPHER_CTX_free(c);
+    /* b.p may move while the seal is appended: seal a copy of the AAD */
+    ok = b.ok;
+    if (ok) {
+        unsigned char *aad = OPENSSL_memdup(b.p, aadlen);
+        ok = aad != NULL &&
+             kmsenv_seal(libctx, &ks->ksk, nonce, aad, aadlen, ks->keys.data,
+                         ks->nver * KMSENV_KEY_LEN, &b);
+        OPENSSL_free(aad);
+    }
+    if (ok) {
+        kmsenv_der_wrap_header(der, b.len);
+        kmsenv_wr_bytes(der, b.p, b.len);
+        ok = der->ok;
+    }
     kmsenv_wr_free(&b);
     if (!ok)
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "sealing keyset");

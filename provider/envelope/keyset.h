@@ -1,13 +1,15 @@
 /* Keyset format (docs/FORMATS.md "Keyset"). A keyset holds versions of
  * 256-bit data keys. The keys are sealed (AES-256-GCM) under a keyset key
  * (KSK); the KSK is stored only wrapped, once per KEK. Everything outside the
- * sealed section is authenticated as its AAD. */
+ * sealed section is authenticated as its AAD. A keyset is a sealed
+ * container (envelope/sealed.h) whose payload is the version keys. */
 #ifndef KMSENV_ENVELOPE_KEYSET_H
 #define KMSENV_ENVELOPE_KEYSET_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/types.h>
+#include "envelope/sealed.h"
 #include "util/bytes.h"
 #include "util/secmem.h"
 
@@ -16,7 +18,7 @@
 #define KMSENV_KS_ALG_XAES256GCM 1
 #define KMSENV_KEY_LEN 32
 #define KMSENV_KS_MAX_VERSIONS 4096
-#define KMSENV_KS_MAX_WRAPS 16
+#define KMSENV_KS_MAX_WRAPS KMSENV_MAX_WRAPS
 
 enum kmsenv_state {
     KMSENV_STATE_PRIMARY = 1,
@@ -29,16 +31,6 @@ typedef struct {
     uint8_t state;
     uint64_t created;
 } KMSENV_VERSION;
-
-/* One wrapped copy of the KSK: which KEK (spec + fingerprint), and the blob
- * that KEK's keyring produced. */
-typedef struct {
-    char *spec;
-    unsigned char fp[255]; /* fp_len is a u8 on disk */
-    size_t fplen;
-    unsigned char *blob;
-    size_t bloblen;
-} KMSENV_WRAP;
 
 typedef struct {
     unsigned char id[16];
@@ -58,10 +50,6 @@ typedef struct {
 
 const char *kmsenv_state_name(int state);
 int kmsenv_state_from_name(const char *name);
-
-void kmsenv_wrap_free(KMSENV_WRAP *w);
-int kmsenv_wrap_copy(KMSENV_WRAP *dst, const KMSENV_WRAP *src);
-void kmsenv_wraps_free(KMSENV_WRAP *w, size_t n);
 
 void kmsenv_keyset_init(KMSENV_KEYSET *ks);
 void kmsenv_keyset_free(KMSENV_KEYSET *ks);
