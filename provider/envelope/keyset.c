@@ -52,6 +52,34 @@ void kmsenv_keyset_free(KMSENV_KEYSET *ks)
     kmsenv_keyset_init(ks);
 }
 
+int kmsenv_keyset_copy(KMSENV_KEYSET *dst, const KMSENV_KEYSET *src)
+{
+    size_t i;
+
+    kmsenv_keyset_init(dst);
+    memcpy(dst->id, src->id, sizeof(dst->id));
+    dst->created = src->created;
+    dst->alg = src->alg;
+    dst->primary = src->primary;
+    dst->nver = src->nver;
+    dst->ver = OPENSSL_memdup(src->ver, src->nver * sizeof(*src->ver));
+    dst->wrap = OPENSSL_zalloc(src->nwrap * sizeof(*dst->wrap));
+    if (dst->ver == NULL || dst->wrap == NULL)
+        goto err;
+    for (i = 0; i < src->nwrap; i++, dst->nwrap++)
+        if (!kmsenv_wrap_copy(&dst->wrap[i], &src->wrap[i]))
+            goto err;
+    if ((src->keys.data != NULL &&
+         !kmsenv_secret_dup(&dst->keys, &src->keys)) ||
+        (src->ksk.data != NULL && !kmsenv_secret_dup(&dst->ksk, &src->ksk)))
+        goto err;
+    return 1;
+err:
+    KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "copying a keyset");
+    kmsenv_keyset_free(dst);
+    return 0;
+}
+
 int kmsenv_keyset_sniff(const unsigned char *der, size_t len)
 {
     const unsigned char *body;

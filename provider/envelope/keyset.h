@@ -53,6 +53,8 @@ int kmsenv_state_from_name(const char *name);
 
 void kmsenv_keyset_init(KMSENV_KEYSET *ks);
 void kmsenv_keyset_free(KMSENV_KEYSET *ks);
+/* Deep copy of an open keyset (keys and KSK into new secure memory). */
+int kmsenv_keyset_copy(KMSENV_KEYSET *dst, const KMSENV_KEYSET *src);
 
 /* True if der looks like a kmsenv keyset (magic check only, no error). */
 int kmsenv_keyset_sniff(const unsigned char *der, size_t len);

@@ -24,6 +24,7 @@
 static OSSL_FUNC_keymgmt_new_fn ks_new;
 static OSSL_FUNC_keymgmt_free_fn ks_free;
 static OSSL_FUNC_keymgmt_load_fn ks_load;
+static OSSL_FUNC_keymgmt_dup_fn ks_dup;
 static OSSL_FUNC_keymgmt_has_fn ks_has;
 static OSSL_FUNC_keymgmt_match_fn ks_match;
 static OSSL_FUNC_keymgmt_get_params_fn ks_get_params;
@@ -49,6 +50,12 @@ static void *ks_new(void *provctx)
 static void ks_free(void *keydata)
 {
     kmsenv_keyobj_free(keydata);
+}
+
+static void *ks_dup(const void *keydata, int selection)
+{
+    /* Everything or nothing: a keyset has no public part to copy alone. */
+    return kmsenv_keyobj_dup((KMSENV_KEYOBJ *)keydata);
 }
 
 static void *ks_load(const void *reference, size_t reference_sz)
@@ -288,6 +295,7 @@ const OSSL_DISPATCH kmsenv_keyset_keymgmt_functions[] = {
     {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))ks_new},
     {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))ks_free},
     {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))ks_load},
+    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))ks_dup},
     {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))ks_has},
     {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))ks_match},
     {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))ks_get_params},

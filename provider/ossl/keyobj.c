@@ -17,6 +17,7 @@ KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov)
     if (k == NULL)
         return NULL;
     k->prov = prov;
+    atomic_init(&k->refs, 1);
     k->lock = CRYPTO_THREAD_lock_new();
     if (k->lock == NULL) {
         OPENSSL_free(k);
@@ -48,7 +49,8 @@ void kmsenv_keyobj_free(KMSENV_KEYOBJ *k)
 {
     size_t i;
 
-    if (k == NULL)
+    if (k == NULL ||
+        atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) > 1)
         return;
     for (i = 0; i < KMSENV_LEASE_SLOTS; i++)
         lease_free(atomic_exchange(&k->parked[i].lease, NULL));
@@ -58,6 +60,38 @@ void kmsenv_keyobj_free(KMSENV_KEYOBJ *k)
     OPENSSL_free(k->der);
     CRYPTO_THREAD_lock_free(k->lock);
     OPENSSL_free(k);
+}
+
+int kmsenv_keyobj_up_ref(KMSENV_KEYOBJ *k)
+{
+    atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+    return 1;
+}
+
+static int refresh(KMSENV_KEYOBJ *k, int reencode);
+
+KMSENV_KEYOBJ *kmsenv_keyobj_dup(KMSENV_KEYOBJ *k)
+{
+    KMSENV_KEYOBJ *d = kmsenv_keyobj_new(k->prov);
+    int ok;
+
+    if (d == NULL)
+        return NULL;
+    if (!CRYPTO_THREAD_read_lock(k->lock)) {
+        kmsenv_keyobj_free(d);
+        return NULL;
+    }
+    memcpy(d->name, k->name, sizeof(d->name));
+    ok = k->loaded && kmsenv_keyset_copy(&d->ks, &k->ks) &&
+         (d->der = OPENSSL_memdup(k->der, k->derlen)) != NULL;
+    d->derlen = k->derlen;
+    CRYPTO_THREAD_unlock(k->lock);
+    if (!ok || !refresh(d, 0)) {
+        kmsenv_keyobj_free(d);
+        return NULL;
+    }
+    d->loaded = 1;
+    return d;
 }
 
 static void set_name(KMSENV_KEYOBJ *k, const char *origin)

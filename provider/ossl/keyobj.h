@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct {
     KMSENV_PROV *prov;
+    _Atomic int refs;
     CRYPTO_RWLOCK *lock;
     KMSENV_KEYSET ks;
     KMSENV_XAES *xaes; /* one per version, same order as ks.ver */
@@ -49,8 +50,12 @@ typedef struct {
     KMSENV_LEASE_SLOT parked[KMSENV_LEASE_SLOTS];
 } KMSENV_KEYOBJ;
 
+/* Reference counted: new and up_ref give a reference, free drops one. */
 KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov);
+int kmsenv_keyobj_up_ref(KMSENV_KEYOBJ *k);
 void kmsenv_keyobj_free(KMSENV_KEYOBJ *k);
+/* An independent copy (EVP_PKEY_dup): changing one leaves the other. */
+KMSENV_KEYOBJ *kmsenv_keyobj_dup(KMSENV_KEYOBJ *k);
 
 /* Decodes a wrapped keyset and unwraps it: exactly one keyring call.
  * redirect overrides the provider's redirect setting when not NULL. */

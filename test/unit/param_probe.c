@@ -87,6 +87,40 @@ static int crypt_ctx(EVP_PKEY *pk, int enc, const char *ctx, size_t len,
     return ok > 0;
 }
 
+static unsigned int primary_of(EVP_PKEY *pk)
+{
+    unsigned int v = 0;
+    OSSL_PARAM q[2] = {OSSL_PARAM_construct_uint("kmsenv-primary-version", &v),
+                       OSSL_PARAM_construct_end()};
+
+    return EVP_PKEY_get_params(pk, q) ? v : 0;
+}
+
+/* EVP_PKEY_dup gives an independent key: records cross, rotations don't. */
+static void dup_checks(EVP_PKEY *pk)
+{
+    unsigned char rec[256], pt[256];
+    size_t rlen = sizeof(rec), plen = sizeof(pt);
+    EVP_PKEY *d = EVP_PKEY_dup(pk);
+    unsigned int before = primary_of(pk);
+    int one = 1;
+    OSSL_PARAM rot[2] = {OSSL_PARAM_construct_int("kmsenv-rotate", &one),
+                         OSSL_PARAM_construct_end()};
+
+    check(d != NULL, "EVP_PKEY_dup works");
+    if (d == NULL)
+        return;
+    check(crypt_ctx(d, 1, "row=1", 5, (const unsigned char *)"dup", 3, rec,
+                    &rlen) &&
+              crypt_ctx(pk, 0, "row=1", 5, rec, rlen, pt, &plen) && plen == 3 &&
+              memcmp(pt, "dup", 3) == 0,
+          "a record sealed with the copy opens with the original");
+    check(EVP_PKEY_set_params(d, rot) && primary_of(d) == before + 1 &&
+              primary_of(pk) == before,
+          "rotating the copy leaves the original's primary alone");
+    EVP_PKEY_free(d);
+}
+
 static int params_mode(const char *keyset, const char *kek)
 {
     static const char nul_ctx[] = "user=alice\0,doc=7";
@@ -142,6 +176,7 @@ static int params_mode(const char *keyset, const char *kek)
           "genpkey keyring by data_size (unterminated) generates");
     EVP_PKEY_free(gen);
     EVP_PKEY_CTX_free(g);
+    dup_checks(pk);
     EVP_PKEY_free(pk);
     return failures != 0;
 }
