@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/clients.sh   # awscli and the pinned @aws-sdk/client-kms for 11-official-clients.t
 jobs=$(nproc)
+# Formatting is part of the suite: every C file as .clang-format says.
+clang-format --dry-run --Werror $(git ls-files '*.c' '*.h' 2>/dev/null ||
+    find provider tools test bench fuzz -name '*.[ch]' 2>/dev/null)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure)
