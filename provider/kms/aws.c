@@ -485,10 +485,12 @@ static int key_matches(const AWS_KEK *k, const char *want, const char *id,
                        size_t idlen)
 {
     const char *reg, *rest, *wreg, *wrest;
-    size_t rlen, wrlen, wl = strlen(want);
+    size_t rlen, wrlen, wl = strlen(want), i;
 
-    if (memchr(id, '\0', idlen) != NULL ||
-        !arn_parts(id, idlen, &reg, &rlen, &rest) ||
+    for (i = 0; i < idlen; i++)
+        if (!isgraph((unsigned char)id[i]))
+            return 0;
+    if (!arn_parts(id, idlen, &reg, &rlen, &rest) ||
         strncmp(rest, "key/", 4) != 0 || rlen != strlen(k->region) ||
         memcmp(reg, k->region, rlen) != 0)
         return 0;
