@@ -512,7 +512,13 @@ subtest 'fault injection' => sub {
 
     $A->fault(kind => 'denied', count => 1, op => 'Decrypt');
     err_call($A, 'Decrypt', \%dec, 'AccessDeniedException',
-        qr/not authorized to perform: kms:Decrypt/, 'denied');
+        'User: arn:aws:iam::111122223333:user/kmsemu is not authorized to perform: '
+          . "kms:Decrypt on resource: $arn1 because no identity-based policy "
+          . 'allows the kms:Decrypt action', 'denied: the service\'s wording, with the key ARN');
+    $A->fault(kind => 'denied', count => 1, op => 'Encrypt');
+    err_call($A, 'Encrypt', { KeyId => 'alias/first', Plaintext => b64('x') },
+        'AccessDeniedException', qr/kms:Encrypt on resource: \Q$arn1\E because/,
+        'denied: an alias resolves to the key ARN in the message');
     $A->fault(kind => 'expired', count => 1);
     err_call($A, 'Decrypt', \%dec, 'ExpiredTokenException', qr/expired/, 'expired');
 
@@ -537,6 +543,108 @@ subtest 'fault injection' => sub {
     $A->clear_faults;
     ok_call($A, 'Decrypt', \%dec, 'clear_faults drops pending faults');
     ok(!eval { $A->fault(kind => 'explode', count => 1); 1 }, 'unknown fault kind refused');
+};
+
+subtest 'answer and error faults' => sub {
+    my $blob = encrypt($A, $k1->{KeyId}, 'patched');
+    my %dec = (CiphertextBlob => $blob, KeyId => $arn1);
+    $A->fault(kind => 'answer', count => 1, op => 'Decrypt',
+        patch => { KeyId => $k2->{Arn}, Plaintext => b64('other'), EncryptionAlgorithm => undef });
+    my $j = ok_call($A, 'Decrypt', \%dec, 'answer: a 200');
+    is($j->{KeyId}, $k2->{Arn}, 'answer: KeyId replaced');
+    is(unb64($j->{Plaintext}), 'other', 'answer: Plaintext replaced');
+    ok(!exists $j->{EncryptionAlgorithm}, 'answer: null removes a member');
+    ok(exists $j->{KeyMaterialId}, 'answer: other members as served');
+    $j = ok_call($A, 'Decrypt', \%dec, 'answer fault consumed');
+    is(unb64($j->{Plaintext}), 'patched', 'then the real answer again');
+
+    my $msg = "m \e[31mred\0nul\nline";
+    $A->fault(kind => 'error', count => 1, op => 'Decrypt', status => 503,
+        type => 'com.amazon#ThrottlingException:http://x/y#z', message => $msg);
+    err_call($A, 'Decrypt', \%dec, 'com.amazon#ThrottlingException:http://x/y#z', $msg,
+        'error: status, __type and message verbatim (control characters too)', status => 503);
+    $A->fault(kind => 'error', count => 1);
+    err_call($A, 'Encrypt', { KeyId => $arn1, Plaintext => b64('x') },
+        'KMSInternalException', undef, 'error: defaults');
+    ok(!eval { $A->fault(kind => 'error', status => 200); 1 }, 'error: a 2xx status is refused');
+    ok(!eval { $A->fault(kind => 'answer', patch => 'x'); 1 }, 'answer: patch must be an object');
+};
+
+subtest 'KeyMaterialId' => sub {
+    my $k = $A->create_key(description => 'material ids');
+    my $g = ok_call($A, 'GenerateDataKey', { KeyId => $k->{KeyId}, KeySpec => 'AES_256' });
+    like($g->{KeyMaterialId} // '', qr/^[0-9a-f]{64}$/, 'GenerateDataKey: KeyMaterialId, 64 hex digits');
+    my $w = ok_call($A, 'GenerateDataKeyWithoutPlaintext', { KeyId => $k->{KeyId}, KeySpec => 'AES_256' });
+    is($w->{KeyMaterialId}, $g->{KeyMaterialId}, 'GenerateDataKeyWithoutPlaintext: the same material');
+    my $d = ok_call($A, 'Decrypt', { CiphertextBlob => $g->{CiphertextBlob} });
+    is($d->{KeyMaterialId}, $g->{KeyMaterialId}, 'Decrypt: the material the blob was made with');
+    my $e = ok_call($A, 'Encrypt', { KeyId => $k->{KeyId}, Plaintext => b64('x') });
+    ok(!exists $e->{KeyMaterialId}, 'Encrypt: no KeyMaterialId (as the service)');
+    $A->rotate_key($k->{KeyId});
+    my $g2 = ok_call($A, 'GenerateDataKey', { KeyId => $k->{KeyId}, KeySpec => 'AES_256' });
+    like($g2->{KeyMaterialId} // '', qr/^[0-9a-f]{64}$/, 'after rotation: a KeyMaterialId');
+    isnt($g2->{KeyMaterialId}, $g->{KeyMaterialId}, '... of the new material');
+    $d = ok_call($A, 'Decrypt', { CiphertextBlob => $g->{CiphertextBlob} });
+    is($d->{KeyMaterialId}, $g->{KeyMaterialId}, 'an old blob still names the old material');
+    my $r = ok_call($A, 'ReEncrypt', { CiphertextBlob => $g->{CiphertextBlob},
+        DestinationKeyId => $k2->{KeyId} });
+    is($r->{SourceKeyMaterialId}, $g->{KeyMaterialId}, 'ReEncrypt: SourceKeyMaterialId');
+    my $g3 = ok_call($A, 'GenerateDataKey', { KeyId => $k2->{KeyId}, KeySpec => 'AES_256' });
+    is($r->{DestinationKeyMaterialId}, $g3->{KeyMaterialId}, 'ReEncrypt: DestinationKeyMaterialId');
+    my $m = $A->create_key(multi_region => 1);
+    $B->replicate($m->{KeyId});
+    my $ga = ok_call($A, 'GenerateDataKey', { KeyId => $m->{KeyId}, KeySpec => 'AES_256' });
+    my $db = ok_call($B, 'Decrypt', { CiphertextBlob => $ga->{CiphertextBlob} });
+    is($db->{KeyMaterialId}, $ga->{KeyMaterialId}, 'replicas of an mrk- key share the material id');
+};
+
+subtest 'DryRun' => sub {
+    my $blob = encrypt($A, $k1->{KeyId}, 'dry');
+    my $dry = JSON::PP::true;
+    my $before = $A->counters;
+    my %calls = (
+        Encrypt => { KeyId => $arn1, Plaintext => b64('x'), DryRun => $dry },
+        Decrypt => { CiphertextBlob => $blob, DryRun => $dry },
+        GenerateDataKey => { KeyId => $arn1, KeySpec => 'AES_256', DryRun => $dry },
+        GenerateDataKeyWithoutPlaintext => { KeyId => $arn1, KeySpec => 'AES_256', DryRun => $dry },
+        ReEncrypt => { CiphertextBlob => $blob, DestinationKeyId => $k2->{KeyId}, DryRun => $dry },
+    );
+    for my $op (sort keys %calls) {
+        my $j = err_call($A, $op, $calls{$op}, 'DryRunOperationException',
+            'The request would have succeeded, but the DryRun option is set.',
+            "$op with DryRun: 412 DryRunOperationException", status => 412);
+        ok(!exists $j->{Plaintext} && !exists $j->{CiphertextBlob}, "$op with DryRun: no result");
+    }
+    my $after = $A->counters;
+    is(($after->{ok}{Decrypt} // 0) - ($before->{ok}{Decrypt} // 0), 0, 'dry runs are not counted as served');
+    err_call($A, 'Decrypt', { CiphertextBlob => $blob, EncryptionContext => { x => 'y' }, DryRun => $dry },
+        'InvalidCiphertextException', undef, 'a dry run that would fail gives the real error');
+    err_call($A, 'Encrypt', { KeyId => 'alias/missing', Plaintext => b64('x'), DryRun => $dry },
+        'NotFoundException', qr/is not found/, 'DryRun with an unknown key: NotFoundException');
+    err_call($A, 'Decrypt', { CiphertextBlob => $blob, DryRun => 'yes' },
+        'SerializationException', qr/boolean/, 'DryRun must be a boolean');
+    my $j = ok_call($A, 'Decrypt', { CiphertextBlob => $blob, DryRun => JSON::PP::false },
+        'DryRun false: a normal Decrypt');
+    is(unb64($j->{Plaintext} // ''), 'dry', '... with the plaintext');
+};
+
+subtest 'UpdateAlias' => sub {
+    $A->create_alias('alias/moving', $k1->{KeyId});
+    my $blob = encrypt($A, 'alias/moving', 'before the move');
+    ok_call($A, 'UpdateAlias', { AliasName => 'alias/moving', TargetKeyId => $k2->{KeyId} });
+    my $j = ok_call($A, 'Encrypt', { KeyId => 'alias/moving', Plaintext => b64('x') });
+    is($j->{KeyId}, $k2->{Arn}, 'the alias now names key 2');
+    err_call($A, 'Decrypt', { CiphertextBlob => $blob, KeyId => 'alias/moving' },
+        'IncorrectKeyException', qr/does not identify/, 'an old blob with the alias as KeyId: IncorrectKeyException');
+    $j = ok_call($A, 'Decrypt', { CiphertextBlob => $blob, KeyId => $arn1 },
+        'the old blob with its key ARN decrypts');
+    err_call($A, 'UpdateAlias', { AliasName => 'alias/none', TargetKeyId => $k2->{KeyId} },
+        'NotFoundException', qr/is not found/, 'UpdateAlias of an unknown alias');
+    err_call($A, 'UpdateAlias', { AliasName => 'alias/moving', TargetKeyId => 'alias/first' },
+        'ValidationException', qr/not an alias/, 'UpdateAlias to an alias');
+    $A->update_alias('alias/moving', $k1->{KeyId});
+    $j = ok_call($A, 'Encrypt', { KeyId => 'alias/moving', Plaintext => b64('x') });
+    is($j->{KeyId}, $arn1, 'control update-alias moves it back');
 };
 
 subtest 'counters' => sub {

@@ -351,6 +351,100 @@ my @js_exports;
         'sdk-js: foreign CA: no request reached the emulator');
 }
 
+# --- newer service behaviour: KeyMaterialId, DryRun, AccessDenied wording -----
+# The JS SDK's model has KeyMaterialId (2025) and DryRun (2023): a small
+# script, with the SDK from test/clients, checks the emulator's answers the
+# way the SDK parses them.
+my $extra = "$dir/sdk-extra.cjs";
+spurt($extra, <<'JS');
+const { createRequire } = require('node:module');
+const { readFileSync } = require('node:fs');
+const https = require('node:https');
+const req = createRequire(process.env.CLIENTS_DIR + '/package.json');
+const K = req('@aws-sdk/client-kms');
+const { NodeHttpHandler } = req('@smithy/node-http-handler');
+const [endpoint, region, ca, keyId, key2, step] = process.argv.slice(2);
+const kms = new K.KMSClient({ region, endpoint, maxAttempts: 1,
+  credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY },
+  requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: readFileSync(ca) }) }) });
+const err = (e) => ({ name: e?.name, status: e?.$metadata?.httpStatusCode, message: e?.message });
+(async () => {
+  const out = {};
+  if (step === 'material') {
+    const g = await kms.send(new K.GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
+    const w = await kms.send(new K.GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
+    const d = await kms.send(new K.DecryptCommand({ CiphertextBlob: g.CiphertextBlob }));
+    const r = await kms.send(new K.ReEncryptCommand({ CiphertextBlob: g.CiphertextBlob, DestinationKeyId: key2 }));
+    const g2 = await kms.send(new K.GenerateDataKeyCommand({ KeyId: key2, KeySpec: 'AES_256' }));
+    Object.assign(out, { gdk: g.KeyMaterialId, gdkwp: w.KeyMaterialId, decrypt: d.KeyMaterialId,
+      source: r.SourceKeyMaterialId, destination: r.DestinationKeyMaterialId, key2: g2.KeyMaterialId });
+  } else if (step === 'dry-run') {
+    const g = await kms.send(new K.GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
+    for (const [name, cmd] of [
+      ['encrypt', new K.EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x'), DryRun: true })],
+      ['decrypt', new K.DecryptCommand({ CiphertextBlob: g.CiphertextBlob, DryRun: true })],
+      ['generate', new K.GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256', DryRun: true })],
+      ['re-encrypt', new K.ReEncryptCommand({ CiphertextBlob: g.CiphertextBlob, DestinationKeyId: key2, DryRun: true })],
+    ]) {
+      try { await kms.send(cmd); out[name] = { name: 'no error' }; } catch (e) { out[name] = err(e); }
+    }
+  } else if (step === 'denied') {
+    try { await kms.send(new K.EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') })); out.denied = { name: 'no error' }; }
+    catch (e) { out.denied = err(e); }
+  }
+  console.log(JSON.stringify(out));
+  kms.destroy();
+})().catch((e) => { console.log(JSON.stringify({ fatal: err(e) })); process.exit(1); });
+JS
+sub sdk_extra {
+    my ($step) = @_;
+    my $env = client_env();
+    $env->{CLIENTS_DIR} = $clients;
+    $env->{AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED} = 'true';
+    my ($rc, $out, $err) = run({ env => $env }, 'node', $extra, $url, $region,
+        $pki->{ca}, $k1->{KeyId}, $k2->{KeyId}, $step);
+    diag("sdk-extra $step: rc=$rc\n$out\n$err") if $rc != 0;
+    return eval { decode_json($out) } // {};
+}
+{
+    my $m = sdk_extra('material');
+    like($m->{gdk} // '', qr/^[0-9a-f]{64}$/, 'sdk-js: GenerateDataKey KeyMaterialId');
+    is($m->{gdkwp}, $m->{gdk}, 'sdk-js: GenerateDataKeyWithoutPlaintext KeyMaterialId (same material)');
+    is($m->{decrypt}, $m->{gdk}, 'sdk-js: Decrypt KeyMaterialId');
+    is($m->{source}, $m->{gdk}, 'sdk-js: ReEncrypt SourceKeyMaterialId');
+    is($m->{destination}, $m->{key2}, 'sdk-js: ReEncrypt DestinationKeyMaterialId');
+    isnt($m->{key2}, $m->{gdk}, 'sdk-js: another key, another material id');
+
+    my $before = $emu->counters;
+    my $dr = sdk_extra('dry-run');
+    for my $op ('encrypt', 'decrypt', 'generate', 're-encrypt') {
+        is($dr->{$op}{name}, 'DryRunOperationException', "sdk-js: $op with DryRun: DryRunOperationException");
+        is($dr->{$op}{status}, 412, "sdk-js: $op with DryRun: HTTP 412");
+        is($dr->{$op}{message}, 'The request would have succeeded, but the DryRun option is set.',
+            "sdk-js: $op with DryRun: the service's message");
+    }
+    my $after = $emu->counters;
+    is(cnt($after, 'ok', 'Encrypt') - cnt($before, 'ok', 'Encrypt'), 0,
+        'sdk-js: dry runs are not served');
+
+    $emu->fault(kind => 'denied', op => 'Encrypt', count => 1);
+    my $dn = sdk_extra('denied');
+    is($dn->{denied}{name}, 'AccessDeniedException', 'sdk-js: AccessDeniedException');
+    is($dn->{denied}{message}, "User: arn:aws:iam::$account:user/kmsemu is not authorized to perform: "
+          . "kms:Encrypt on resource: $arn1 because no identity-based policy allows the kms:Encrypt action",
+        'sdk-js: AccessDenied message names the action and the key ARN resource');
+
+    $emu->fault(kind => 'denied', op => 'Decrypt', count => 1);
+    my ($rc, undef, $err) = aws({ expect_fail => 1 }, 'decrypt', '--ciphertext-blob', $ct_ctx, ctx_arg(\%ctx));
+    aws_service_error($rc, $err, 'AccessDeniedException', 'Decrypt', 'denied');
+    like($err, qr/is not authorized to perform: kms:Decrypt on resource: \Q$arn1\E because/,
+        'aws: AccessDenied message names the key ARN resource');
+    # awscli 2.9's KMS model predates DryRun (2023) and KeyMaterialId (2025):
+    # it has no --dry-run option and drops KeyMaterialId from answers.
+    my ($hrc, $hout) = run({ env => client_env() }, $aws, 'kms', 'encrypt', 'help');
+    note('awscli ' . ($hout =~ /--dry-run/ ? 'has' : 'has no') . ' --dry-run for kms encrypt');
+}
+
 # --- cross-client: what the JS SDK made, awscli decrypts ----------------------
 for my $x (@js_exports) {
     my ($rc, $d) = aws({}, 'decrypt', '--ciphertext-blob', blob_file(decode_base64($x->{blob})),

@@ -1,7 +1,11 @@
 /* The aws-kms: keyring: AWS KMS through its JSON 1.1 API, signed with
  * libcurl's SigV4. One KEK is one KMS key (key id, key ARN, alias/NAME or
  * alias ARN). Every call sends the encryption context; Decrypt always names
- * the key, so a blob made under another key is refused by KMS.
+ * the key, so a blob made under another key is refused by KMS: the key ARN
+ * KMS reported when the copy was made (so a keyset made under an alias
+ * still loads after the alias moves to another key), and the answer must
+ * name that same key. Text from the server (error types and messages,
+ * request ids, key ids) reaches errors and the log only escaped (\xNN).
  *
  * Secrets: request bodies that carry a data key and responses that return
  * one are built and received in secure memory, and answers are read with
@@ -21,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -314,30 +319,45 @@ static unsigned char *field_b64(const KMSENV_JFIELD *f, size_t max, int secure,
     return out;
 }
 
-/* botocore's cleanup of __type: cut at ':', keep what follows the last '#'. */
-static void clean_type(const char *t, char *out, size_t outlen)
+/* Server-supplied text (len bytes, NULs included) for errors and the log:
+ * printable ASCII as is, every other byte and '\\' as \xNN, so terminal
+ * escapes, NULs and line breaks show instead of acting. Cut at a whole
+ * character or escape when out is full. */
+static void escape_copy(char *out, size_t outlen, const char *in, size_t len)
 {
-    const char *hash, *end;
-    size_t n, i;
+    size_t i, o = 0;
 
-    if ((hash = strrchr(t, '#')) != NULL)
-        t = hash + 1;
-    end = strchr(t, ':');
-    n = end != NULL ? (size_t)(end - t) : strlen(t);
-    if (n >= outlen)
-        n = outlen - 1;
-    for (i = 0; i < n; i++)
-        out[i] = isgraph((unsigned char)t[i]) ? t[i] : '?';
-    out[n] = '\0';
+    if (outlen == 0)
+        return;
+    for (i = 0; in != NULL && i < len; i++) {
+        unsigned char ch = (unsigned char)in[i];
+
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+            if (o + 1 >= outlen)
+                break;
+            out[o++] = (char)ch;
+        } else {
+            if (o + 4 >= outlen)
+                break;
+            snprintf(out + o, 5, "\\x%02x", ch);
+            o += 4;
+        }
+    }
+    out[o] = '\0';
 }
 
-static void printable_copy(char *out, size_t outlen, const char *in)
+/* botocore's cleanup of __type: cut at the first ':' (a URI may follow,
+ * itself holding '#'), then keep what follows the last '#'. */
+static void clean_type(const char *t, size_t len, char *out, size_t outlen)
 {
-    size_t i;
+    const char *end = memchr(t, ':', len), *p;
 
-    for (i = 0; in != NULL && in[i] != '\0' && i + 1 < outlen; i++)
-        out[i] = isprint((unsigned char)in[i]) ? in[i] : '?';
-    out[i] = '\0';
+    if (end != NULL)
+        len = (size_t)(end - t);
+    for (p = t + len; p > t; p--)
+        if (p[-1] == '#')
+            break;
+    escape_copy(out, outlen, p, len - (size_t)(p - t));
 }
 
 static int type_retryable(const char *t)
@@ -387,34 +407,106 @@ typedef struct {
     const char *op;         /* "Decrypt" */
     const char *what;       /* for errors: "unwrap" */
     KMSENV_SECRET *pt;      /* Plaintext goes here (exact length), or NULL */
+    const char *want_key;   /* the answer's KeyId must name this key, or NULL */
     KMSENV_JFIELD out[F_N]; /* the answer's members, on success */
 } AWS_CALL;
 
-#define AWS_CALL_INIT(op, what, pt)                                            \
+#define AWS_CALL_INIT(op, what, pt, want)                                      \
     {                                                                          \
-        (op), (what), (pt),                                                    \
+        (op), (what), (pt), (want),                                            \
         {                                                                      \
             {"Plaintext", {NULL, 0}, 0}, {"CiphertextBlob", {NULL, 0}, 0},     \
                 {"KeyId", {NULL, 0}, 0},                                       \
         }                                                                      \
     }
 
-/* Decodes the Plaintext member into call->pt: 1, 0 (absent or not
- * base64) or -1 (a key of another length). */
+/* What a 200 answer turned out to be. */
+enum {
+    ANS_OK = 1,
+    ANS_MALFORMED = 0,   /* cut or garbled: retried */
+    ANS_KEY_LENGTH = -1, /* a Plaintext of another length */
+    ANS_NO_MEMORY = -2,  /* out of (secure) memory reading it */
+    ANS_KEY_ID = -3      /* names another key than the one asked for */
+};
+
+/* Decodes the Plaintext member into call->pt. */
 static int take_plaintext(AWS_CALL *call)
 {
-    size_t got = 0;
+    const KMSENV_JFIELD *f = &call->out[F_PLAINTEXT];
+    size_t got = 0, n = f->val.len, cap = n / 4 * 3 + 3;
     unsigned char *k;
-    size_t cap = call->out[F_PLAINTEXT].val.len / 4 * 3 + 3;
 
     if (call->pt == NULL)
-        return 1;
-    if ((k = field_b64(&call->out[F_PLAINTEXT], 4096, 1, &got)) == NULL)
-        return 0;
+        return ANS_OK;
+    if (!f->present || n == 0 || n % 4 != 0 || n > 4 * ((4096 + 2) / 3))
+        return ANS_MALFORMED;
+    if ((k = OPENSSL_secure_malloc(cap)) == NULL)
+        return ANS_NO_MEMORY;
+    if (!b64_decode((const char *)f->val.data, n, k, cap, &got) || got == 0) {
+        OPENSSL_secure_clear_free(k, cap);
+        return ANS_MALFORMED;
+    }
     if (got == call->pt->len)
         memcpy(call->pt->data, k, got);
     OPENSSL_secure_clear_free(k, cap);
-    return got == call->pt->len ? 1 : -1;
+    return got == call->pt->len ? ANS_OK : ANS_KEY_LENGTH;
+}
+
+/* Splits "arn:PARTITION:kms:REGION:ACCOUNT:REST": 1 if s has that shape,
+ * with region and the text after the account (rest) pointed at. */
+static int arn_parts(const char *s, size_t len, const char **region,
+                     size_t *rlen, const char **rest)
+{
+    const char *p = s, *e = s + len, *f[5];
+    int i;
+
+    if (len < 4 || memcmp(s, "arn:", 4) != 0)
+        return 0;
+    for (i = 0; i < 5; i++) {
+        f[i] = p;
+        if ((p = memchr(p, ':', (size_t)(e - p))) == NULL)
+            return 0;
+        p++;
+    }
+    if ((size_t)(f[3] - f[2]) != 4 || memcmp(f[2], "kms:", 4) != 0)
+        return 0;
+    *region = f[3];
+    *rlen = (size_t)(f[4] - f[3]) - 1;
+    *rest = p;
+    return 1;
+}
+
+/* Does the KeyId a Decrypt answer names (id, idlen bytes) identify the key
+ * the request named (want)? A key ARN must come back exactly; for a bare key
+ * id, the answer is that key's ARN in our region; for an alias (the keyring
+ * names one, nothing was recorded), any key ARN in our region and the
+ * alias's account. As the AWS Encryption SDK, never trust an answer for
+ * another key. */
+static int key_matches(const AWS_KEK *k, const char *want, const char *id,
+                       size_t idlen)
+{
+    const char *reg, *rest, *wreg, *wrest;
+    size_t rlen, wrlen, wl = strlen(want), i;
+
+    for (i = 0; i < idlen; i++)
+        if (!isgraph((unsigned char)id[i]))
+            return 0;
+    if (!arn_parts(id, idlen, &reg, &rlen, &rest) ||
+        strncmp(rest, "key/", 4) != 0 || rlen != strlen(k->region) ||
+        memcmp(reg, k->region, rlen) != 0)
+        return 0;
+    if (arn_parts(want, wl, &wreg, &wrlen, &wrest)) {
+        if (strncmp(wrest, "key/", 4) == 0)
+            return idlen == wl && memcmp(id, want, wl) == 0;
+        /* alias ARN: same partition, region and account */
+        return strncmp(wrest, "alias/", 6) == 0 &&
+               (size_t)(rest - id) == (size_t)(wrest - want) &&
+               memcmp(id, want, (size_t)(rest - id)) == 0;
+    }
+    if (strncmp(want, "alias/", 6) == 0)
+        return 1;
+    return idlen - (size_t)(rest - id) == 4 + wl &&
+           memcmp(rest + 4, want, wl) == 0;
 }
 
 static void backoff(int attempt, long long deadline)
@@ -439,6 +531,14 @@ static void backoff(int attempt, long long deadline)
         ;
 }
 
+long kmsenv_aws_deadline_ms(const KMSENV_AWS_CFG *cfg)
+{
+    return cfg != NULL && cfg->deadline_ms > 0 ? cfg->deadline_ms : 30000;
+}
+
+/* One KMS operation with its retries. It ends by deadline_ms from now, or
+ * earlier by k->base.deadline: the share of a load's deadline_ms the
+ * keyring gave this KEK (see kmsenv_keyring_unwrap). */
 static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
 {
     const KMSENV_AWS_CFG *cfg = cfg_of(k);
@@ -447,16 +547,21 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     long connect_ms = cfg_long(cfg->connect_timeout_ms, NULL, 3000);
     long request_ms = cfg_long(cfg->request_timeout_ms, NULL, 10000);
     long long start = kmsenv_now_ms();
-    long long deadline = start + cfg_long(cfg->deadline_ms, NULL, 30000);
-    char target[80], sigv4[96], type[128] = "", msg[512] = "", rid[128] = "";
-    char transport[512] = "";
+    long long deadline = start + kmsenv_aws_deadline_ms(cfg);
+    char target[80], sigv4[96], type[128] = "", msg[768] = "", rid[160] = "";
+    char transport[768] = "";
+    /* the last KMS error answer, kept when a later attempt gets none */
+    char last_type[128] = "", last_msg[768] = "", last_rid[160] = "";
+    long last_status = 0;
     const char *headers[3];
     long status = 0;
     int attempt, made = 0, refreshed = 0, retryable = 0, fatal = 0;
-    int deadline_hit = 0, reason = KMSENV_R_KMS_ERROR;
+    int deadline_hit = 0, reason = KMSENV_R_KMS_ERROR, oom = 0, tls = 0;
     KMSENV_AWS_CREDS creds, rejected;
     int have_rejected = 0;
 
+    if (k->base.deadline > 0 && k->base.deadline < deadline)
+        deadline = k->base.deadline;
     snprintf(target, sizeof(target), "X-Amz-Target: TrentService.%s", call->op);
     snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:kms", k->region);
     headers[0] = "Content-Type: application/x-amz-json-1.1";
@@ -468,7 +573,10 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         KMSENV_HTTP_RESP resp;
         long long left = deadline - kmsenv_now_ms();
 
-        if (left <= 0) {
+        /* An attempt needs time for a round trip: starting one in the last
+         * few milliseconds would only turn the last KMS error into a
+         * timeout. */
+        if (left <= 0 || (made > 0 && left < 100)) {
             deadline_hit = 1;
             break;
         }
@@ -505,40 +613,74 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             kmsenv_aws_creds_clear(&rejected);
         have_rejected = 0;
 
+        if (type[0] != '\0') {
+            memcpy(last_type, type, sizeof(last_type));
+            memcpy(last_msg, msg, sizeof(last_msg));
+            memcpy(last_rid, rid, sizeof(last_rid));
+            last_status = status;
+        }
         type[0] = msg[0] = '\0';
         status = resp.status;
-        printable_copy(rid, sizeof(rid), resp.request_id);
+        snprintf(rid, sizeof(rid), "%s", resp.request_id); /* escaped */
         if (resp.transport_error) {
-            snprintf(transport, sizeof(transport), "%s", resp.error);
-            retryable = 1;
+            escape_copy(transport, sizeof(transport), resp.error,
+                        strlen(resp.error));
+            /* a refused certificate stays refused: no retry */
+            tls = resp.tls_cert_error;
+            oom = resp.out_of_memory;
+            retryable = !tls && !oom;
+            fatal = !retryable;
         } else if (status == 200) {
+            const KMSENV_JFIELD *id = &call->out[F_KEYID];
             int got = kmsenv_json_fields(resp.body.data, resp.body.len,
                                          call->out, F_N);
-            if (got == 1)
+
+            if (got == -1)
+                got = ANS_NO_MEMORY;
+            else if (got == 1)
                 got = take_plaintext(call);
+            if (got == ANS_OK && call->want_key != NULL &&
+                (!id->present ||
+                 !key_matches(k, call->want_key, (const char *)id->val.data,
+                              id->val.len)))
+                got = ANS_KEY_ID;
             kmsenv_http_resp_free(&resp);
-            if (got == 1) {
+            if (got == ANS_OK) {
                 kmsenv_aws_creds_clear(&creds);
                 return 1;
+            }
+            if (got == ANS_KEY_ID) {
+                char named[300] = "(none)";
+                if (id->present)
+                    escape_copy(named, sizeof(named),
+                                (const char *)id->val.data, id->val.len);
+                snprintf(type, sizeof(type), "%s", "UnexpectedKeyId");
+                snprintf(msg, sizeof(msg),
+                         "the answer is for key %s, not the requested %s: "
+                         "refused",
+                         named, call->want_key);
             }
             kmsenv_jfields_free(call->out, F_N);
             if (call->pt != NULL)
                 OPENSSL_cleanse(call->pt->data, call->pt->len);
             transport[0] = '\0';
-            if (got == -1) {
+            retryable = 0;
+            fatal = 1;
+            if (got == ANS_KEY_LENGTH) {
                 /* well-formed, but a key of the wrong size: deterministic */
                 snprintf(type, sizeof(type), "%s", "UnexpectedKeyLength");
                 snprintf(msg, sizeof(msg), "Plaintext is not a %zu-byte key",
-                         call->pt->len);
-                retryable = 0;
-                fatal = 1;
-            } else {
+                         call->pt != NULL ? call->pt->len : (size_t)0);
+            } else if (got == ANS_NO_MEMORY) {
+                oom = 1;
+            } else if (got == ANS_MALFORMED) {
                 /* a cut or garbled 200: retry as a transient fault */
                 snprintf(type, sizeof(type), "%s", "MalformedResponse");
                 snprintf(msg, sizeof(msg), "%s",
                          "response is not the expected JSON (truncated or "
                          "garbled)");
                 retryable = 1;
+                fatal = 0;
             }
             kmsenv_aws_creds_clear(&creds);
             goto next;
@@ -546,16 +688,21 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             KMSENV_JFIELD e[3] = {{"__type", {NULL, 0}, 0},
                                   {"message", {NULL, 0}, 0},
                                   {"Message", {NULL, 0}, 0}};
+            /* NULs kept: shown escaped, like every other byte */
             if (resp.body.data != NULL &&
-                kmsenv_json_fields(resp.body.data, resp.body.len, e, 3) == 1) {
+                kmsenv_json_fields_ex(resp.body.data, resp.body.len, e, 3, 1) ==
+                    1) {
                 const KMSENV_JFIELD *m = e[1].present ? &e[1] : &e[2];
                 if (e[0].present)
-                    clean_type((const char *)e[0].val.data, type, sizeof(type));
+                    clean_type((const char *)e[0].val.data, e[0].val.len, type,
+                               sizeof(type));
                 if (m->present)
-                    printable_copy(msg, sizeof(msg), (const char *)m->val.data);
+                    escape_copy(msg, sizeof(msg), (const char *)m->val.data,
+                                m->val.len);
             }
             kmsenv_jfields_free(e, 3);
             transport[0] = '\0';
+            fatal = 0;
             retryable = status == 429 || status == 500 || status == 502 ||
                         status == 503 || status == 504 || type_retryable(type);
             if ((strcmp(type, "ExpiredTokenException") == 0 ||
@@ -588,29 +735,67 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     if (have_rejected)
         kmsenv_aws_creds_clear(&rejected);
     attempt = made;
+    if (oom) {
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
+                     "aws-kms %s (%s) with key %s in %s: out of secure memory "
+                     "for KMS's answer (the OpenSSL secure heap, "
+                     "CRYPTO_secure_malloc_init, is too small or full); not "
+                     "retried (request id %s; %d attempt%s in %lld ms)",
+                     call->op, call->what, k->key_id, k->region,
+                     rid[0] != '\0' ? rid : "none", attempt,
+                     attempt == 1 ? "" : "s", kmsenv_now_ms() - start);
+        return 0;
+    }
+    if (tls) {
+        KMSENV_RAISE(KMSENV_R_KMS_ERROR,
+                     "aws-kms %s (%s) with key %s in %s: TLS certificate "
+                     "verification of endpoint %s failed: %s; not retried "
+                     "(check ca_file / AWS_CA_BUNDLE and the endpoint's host "
+                     "name; %d attempt%s in %lld ms)",
+                     call->op, call->what, k->key_id, k->region, k->endpoint,
+                     transport, attempt, attempt == 1 ? "" : "s",
+                     kmsenv_now_ms() - start);
+        return 0;
+    }
+    if (made == 0) {
+        KMSENV_RAISE(KMSENV_R_KMS_UNREACHABLE,
+                     "aws-kms %s (%s) with key %s in %s: no time left to ask "
+                     "KMS (deadline_ms spent on other copies of the key; 0 "
+                     "attempts)",
+                     call->op, call->what, k->key_id, k->region);
+        return 0;
+    }
     if (transport[0] != '\0') {
+        char earlier[1200] = "";
+
+        if (last_type[0] != '\0')
+            snprintf(earlier, sizeof(earlier),
+                     "; an earlier attempt was answered %s: %s (HTTP %ld, "
+                     "request id %s)",
+                     last_type, last_msg[0] != '\0' ? last_msg : "(no message)",
+                     last_status, last_rid[0] != '\0' ? last_rid : "none");
         reason = KMSENV_R_KMS_UNREACHABLE;
         KMSENV_RAISE(reason,
                      "aws-kms %s (%s) with key %s in %s: endpoint %s "
-                     "unreachable: %s; %d attempt%s in %lld ms%s",
+                     "unreachable: %s; %d attempt%s in %lld ms%s%s",
                      call->op, call->what, k->key_id, k->region, k->endpoint,
                      transport, attempt, attempt == 1 ? "" : "s",
                      kmsenv_now_ms() - start,
-                     deadline_hit ? " (deadline_ms reached)" : "");
+                     deadline_hit ? " (deadline_ms reached)" : "", earlier);
         return 0;
     }
     if (type_auth(type))
         reason = KMSENV_R_KMS_AUTH_FAILED;
     else if (retryable && !fatal)
         reason = KMSENV_R_KMS_UNREACHABLE;
-    KMSENV_RAISE(reason,
-                 "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
-                 "request id %s; %d attempt%s in %lld ms)",
-                 call->op, call->what, k->key_id, k->region,
-                 type[0] != '\0' ? type : "error",
-                 msg[0] != '\0' ? msg : "(no message)", status,
-                 rid[0] != '\0' ? rid : "none", attempt,
-                 attempt == 1 ? "" : "s", kmsenv_now_ms() - start);
+    KMSENV_RAISE(
+        reason,
+        "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
+        "request id %s; %d attempt%s in %lld ms%s)",
+        call->op, call->what, k->key_id, k->region,
+        type[0] != '\0' ? type : "error", msg[0] != '\0' ? msg : "(no message)",
+        status, rid[0] != '\0' ? rid : "none", attempt, attempt == 1 ? "" : "s",
+        kmsenv_now_ms() - start, deadline_hit ? "; deadline_ms reached" : "");
     return 0;
 }
 
@@ -633,7 +818,8 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
         kmsenv_wrap_free(w);
         return 0;
     }
-    /* the key ARN KMS used: shown by inspect, never secret */
+    /* the key ARN KMS used (checked by aws_call): shown by inspect, named
+     * by Decrypt; never secret */
     if (id->present && id->val.len <= sizeof(w->fp)) {
         w->fplen = id->val.len;
         memcpy(w->fp, id->val.data, w->fplen);
@@ -641,12 +827,69 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
     return 1;
 }
 
-static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield)
+/* The key ARN recorded with copy w (what KMS reported when it was made)
+ * into buf, if it is a key ARN in region. */
+static int recorded_fp_arn(const char *region, const unsigned char *fp,
+                           size_t fplen, char *buf, size_t buflen)
+{
+    const char *reg, *rest;
+    size_t rlen, i;
+
+    if (fplen == 0 || fplen >= buflen)
+        return 0;
+    for (i = 0; i < fplen; i++)
+        if (!isgraph(fp[i]))
+            return 0;
+    memcpy(buf, fp, fplen);
+    buf[fplen] = '\0';
+    return arn_parts(buf, fplen, &reg, &rlen, &rest) &&
+           strncmp(rest, "key/", 4) == 0 && rest[4] != '\0' &&
+           rlen == strlen(region) && memcmp(reg, region, rlen) == 0;
+}
+
+static int recorded_arn(const char *region, const KMSENV_WRAP *w, char *buf,
+                        size_t buflen)
+{
+    return recorded_fp_arn(region, w->fp, w->fplen, buf, buflen);
+}
+
+int kmsenv_aws_decrypt_key_id(const KMSENV_AWS_CFG *cfg, const char *spec,
+                              const unsigned char *fp, size_t fplen, char *out,
+                              size_t outlen)
+{
+    char region[64];
+    int rec;
+
+    if (strncmp(spec, "aws-kms:", 8) != 0 || outlen == 0)
+        return 0;
+    ERR_set_mark(); /* a region that cannot be resolved: the spec */
+    rec = fp != NULL &&
+          kmsenv_aws_spec_region(cfg, spec, region, sizeof(region)) &&
+          recorded_fp_arn(region, fp, fplen, out, outlen);
+    ERR_pop_to_mark();
+    if (rec)
+        return 1;
+    if (strlen(spec + 8) >= outlen)
+        return 0;
+    strcpy(out, spec + 8);
+    return 1;
+}
+
+static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield,
+                      const char *key_id)
 {
     return kmsenv_buf_append(b, "{", 1) &&
            (keyfield == NULL ||
-            (json_key(b, keyfield) && json_str(b, k->key_id))) &&
+            (json_key(b, keyfield) && json_str(b, key_id))) &&
            json_grants(b, cfg_of(k));
+}
+
+static void body_failed(const AWS_KEK *k, const char *op, const KMSENV_BUF *b)
+{
+    KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
+                 "aws-kms %s with key %s: out of %smemory building the "
+                 "request",
+                 op, k->key_id, b->secure ? "secure " : "");
 }
 
 static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
@@ -654,15 +897,18 @@ static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 0};
-    AWS_CALL call = AWS_CALL_INIT("GenerateDataKey", "generate", out);
+    AWS_CALL call =
+        AWS_CALL_INIT("GenerateDataKey", "generate", out, k->key_id);
     int ok;
 
-    ok = body_start(&b, k, "KeyId") &&
+    ok = body_start(&b, k, "KeyId", k->key_id) &&
          (out->len == 32 ? json_key(&b, "KeySpec") && json_str(&b, "AES_256")
                          : json_key(&b, "NumberOfBytes") &&
                                kmsenv_buf_appendf(&b, "%zu", out->len)) &&
          json_context(&b, "EncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
+    if (!ok)
+        body_failed(k, call.op, &b);
     ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
     if (!ok)
         OPENSSL_cleanse(out->data, out->len);
@@ -676,7 +922,7 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 1}; /* carries the key: secure */
-    AWS_CALL call = AWS_CALL_INIT("Encrypt", "wrap", NULL);
+    AWS_CALL call = AWS_CALL_INIT("Encrypt", "wrap", NULL, k->key_id);
     int ok;
 
     if (pt->len == 0 || pt->len > 4096) {
@@ -686,22 +932,31 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                      k->key_id, pt->len);
         return 0;
     }
-    ok = body_start(&b, k, "KeyId") &&
+    ok = body_start(&b, k, "KeyId", k->key_id) &&
          json_b64(&b, "Plaintext", pt->data, pt->len) &&
          json_context(&b, "EncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
+    if (!ok)
+        body_failed(k, call.op, &b);
     ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
     kmsenv_jfields_free(call.out, F_N);
     kmsenv_buf_free(&b);
     return ok;
 }
 
+/* Decrypt names the key ARN recorded with the copy when the copy is this
+ * KEK's own (not redirected) and the ARN is in its region: an alias the
+ * keyset was made under may point at another key by now (AWS's manual
+ * rotation, UpdateAlias), and the copy is the old key's. Otherwise the
+ * keyring's own key id (a redirect names the key to use). The answer must
+ * be for that key. */
 static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *w, KMSENV_SECRET *out)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 0};
-    AWS_CALL call = AWS_CALL_INIT("Decrypt", "unwrap", out);
+    char rec[sizeof(w->fp) + 1];
+    const char *kid = k->key_id;
     int ok;
 
     if (w->bloblen == 0 || w->bloblen > AWS_MAX_BLOB) {
@@ -710,26 +965,41 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                      k->base.spec, w->bloblen);
         return 0;
     }
-    ok = body_start(&b, k, "KeyId") &&
-         json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
-         json_context(&b, "EncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    ok = ok && aws_call(k, &call, &b);
-    kmsenv_jfields_free(call.out, F_N);
+    if (w->spec != NULL && strcmp(w->spec, k->base.spec) == 0 &&
+        recorded_arn(k->region, w, rec, sizeof(rec))) {
+        kid = rec;
+        if (strcmp(kid, k->key_id) != 0)
+            kmsenv_log(2, "aws-kms Decrypt for %s names the recorded key %s",
+                       k->base.spec, kid);
+    }
+    {
+        AWS_CALL call = AWS_CALL_INIT("Decrypt", "unwrap", out, kid);
+
+        ok = body_start(&b, k, "KeyId", kid) &&
+             json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
+             json_context(&b, "EncryptionContext", ectx) &&
+             kmsenv_buf_append(&b, "}", 1);
+        if (!ok)
+            body_failed(k, call.op, &b);
+        ok = ok && aws_call(k, &call, &b);
+        kmsenv_jfields_free(call.out, F_N);
+    }
     kmsenv_buf_free(&b);
     return ok;
 }
 
 /* ReEncrypt: the data key moves from a copy under another aws-kms key in
- * the same region to this key without leaving KMS. Other sources return 0
- * without a call, and the keyring wraps locally instead. */
+ * the same region to this key without leaving KMS. The source is named by
+ * the key ARN recorded with the copy where there is one (its spec may be
+ * an alias that has moved since). Other sources return 0 without a call,
+ * and the keyring wraps locally instead. */
 static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *from, KMSENV_WRAP *to)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
     KMSENV_BUF b = {NULL, 0, 0, 0};
-    AWS_CALL call = AWS_CALL_INIT("ReEncrypt", "rewrap", NULL);
-    char region[64];
+    AWS_CALL call = AWS_CALL_INIT("ReEncrypt", "rewrap", NULL, k->key_id);
+    char region[64], rec[sizeof(from->fp) + 1];
     const char *src;
     int ok;
 
@@ -739,14 +1009,17 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
         strcmp(region, k->region) != 0 || from->bloblen == 0 ||
         from->bloblen > AWS_MAX_BLOB)
         return 0;
-    src = from->spec + 8;
-    ok = body_start(&b, k, NULL) &&
+    src =
+        recorded_arn(k->region, from, rec, sizeof(rec)) ? rec : from->spec + 8;
+    ok = body_start(&b, k, NULL, NULL) &&
          json_b64(&b, "CiphertextBlob", from->blob, from->bloblen) &&
          json_key(&b, "SourceKeyId") && json_str(&b, src) &&
          json_context(&b, "SourceEncryptionContext", ectx) &&
          json_key(&b, "DestinationKeyId") && json_str(&b, k->key_id) &&
          json_context(&b, "DestinationEncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
+    if (!ok)
+        body_failed(k, call.op, &b);
     ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, to);
     kmsenv_jfields_free(call.out, F_N);
     kmsenv_buf_free(&b);

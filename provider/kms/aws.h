@@ -21,7 +21,9 @@ typedef struct {
     int allow_http;          /* allow_http: plain http to loopback only */
     long connect_timeout_ms; /* default 3000 */
     long request_timeout_ms; /* per attempt, default 10000 */
-    long deadline_ms;        /* whole operation with retries, default 30000 */
+    long deadline_ms;        /* default 30000: a keyset load (every wrapped
+                                copy, every attempt), or one generate/wrap/
+                                rewrap operation with its retries */
     int max_attempts; /* default 3 (AWS standard mode); AWS_MAX_ATTEMPTS */
 } KMSENV_AWS_CFG;
 
@@ -53,8 +55,18 @@ int kmsenv_aws_resolve_creds(const KMSENV_AWS_CFG *cfg, KMSENV_AWS_CREDS *out);
  * frees with OPENSSL_free. */
 char *kmsenv_aws_profile_region(const KMSENV_AWS_CFG *cfg);
 
+/* deadline_ms: the configured value, else 30000. */
+long kmsenv_aws_deadline_ms(const KMSENV_AWS_CFG *cfg);
+
 /* Region of an aws-kms: spec (ARN region, else configured/env/profile).
  * Returns 0 if none can be found. */
+/* The key id a Decrypt of a copy wrapped under spec names: the key ARN
+ * recorded with it (fp) when that is a key ARN in spec's region, else the
+ * spec's own key id. 0 if spec is not aws-kms: or out is too small. */
+int kmsenv_aws_decrypt_key_id(const KMSENV_AWS_CFG *cfg, const char *spec,
+                              const unsigned char *fp, size_t fplen, char *out,
+                              size_t outlen);
+
 int kmsenv_aws_spec_region(const KMSENV_AWS_CFG *cfg, const char *spec,
                            char *out, size_t outlen);
 

@@ -278,7 +278,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 
     if (r->body.len + len > ((size_t)4 << 20)) /* 4 MiB: no KMS answer */
         return 0;
-    return kmsenv_buf_append(&r->body, p, len) ? len : 0;
+    if (!kmsenv_buf_append(&r->body, p, len)) {
+        r->out_of_memory = 1;
+        return 0;
+    }
+    return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
@@ -298,12 +302,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
             while (vl > 0 &&
                    (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
                 vl--;
-            if (vl >= sizeof(r->request_id))
-                vl = sizeof(r->request_id) - 1;
-            /* printable only: it goes into error messages */
-            for (size_t j = 0; j < vl; j++)
-                r->request_id[j] = (v[j] >= 0x21 && v[j] <= 0x7e) ? v[j] : '?';
-            r->request_id[vl] = '\0';
+            /* it goes into errors and logs: printable ASCII as is, other
+             * bytes and '\\' as \xNN (never half an escape) */
+            size_t o = 0, cap = sizeof(r->request_id);
+            for (size_t j = 0; j < vl; j++) {
+                unsigned char ch = (unsigned char)v[j];
+                if (ch > 0x20 && ch < 0x7f && ch != '\\') {
+                    if (o + 1 >= cap)
+                        break;
+                    r->request_id[o++] = (char)ch;
+                } else {
+                    if (o + 4 >= cap)
+                        break;
+                    snprintf(r->request_id + o, 5, "\\x%02x", ch);
+                    o += 4;
+                }
+            }
+            r->request_id[o] = '\0';
         }
     }
     return len;
@@ -404,8 +419,16 @@ int kmsenv_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
         ok = 1;
     } else {
+        int oom = resp->out_of_memory;
+
         resp->transport_error = 1;
         resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+        resp->tls_cert_error = rc == CURLE_PEER_FAILED_VERIFICATION ||
+                               rc == CURLE_SSL_CACERT_BADFILE ||
+                               rc == CURLE_SSL_ISSUER_ERROR ||
+                               rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+                               rc == CURLE_SSL_INVALIDCERTSTATUS;
+        resp->out_of_memory = oom && rc == CURLE_WRITE_ERROR;
         snprintf(resp->error, sizeof(resp->error), "%.300s (curl %d: %.120s)",
                  errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc), (int)rc,
                  curl_easy_strerror(rc));

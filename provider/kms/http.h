@@ -61,11 +61,16 @@ typedef struct {
 typedef struct {
     long status;          /* HTTP status; 0 when no response arrived */
     KMSENV_BUF body;      /* secure iff req->secure_response */
-    char request_id[128]; /* x-amzn-RequestId / x-amz-request-id, or "" */
+    char request_id[128]; /* x-amzn-RequestId / x-amz-request-id, or "";
+                             escaped (\xNN) for errors and logs */
     int transport_error;  /* 1: no complete response (connect, TLS,
                              timeout, reset) */
     int timed_out;
-    char error[512]; /* curl's message for transport errors */
+    int tls_cert_error; /* the server's certificate was refused (unknown
+                           CA, wrong host name, expired...) or the CA file
+                           is unusable: retrying cannot help */
+    int out_of_memory;  /* the answer did not fit in (secure) memory */
+    char error[512];    /* curl's message for transport errors */
 } KMSENV_HTTP_RESP;
 
 /* Checks the URL against the policy. Returns 0 (with a raised error naming

@@ -92,8 +92,9 @@ size_t kmsenv_utf8_put(char *o, unsigned cp)
 }
 
 /* Decodes a span validated by j_str into out (room for e - s + 1 bytes:
- * decoding never grows). Returns the length, or -1 (NUL, lone surrogate). */
-static long j_unescape(const char *s, const char *e, char *out)
+ * decoding never grows). Returns the length, or -1 (lone surrogate, or a
+ * NUL unless nul_ok). */
+static long j_unescape(const char *s, const char *e, char *out, int nul_ok)
 {
     size_t o = 0;
     unsigned cp, lo;
@@ -133,7 +134,7 @@ static long j_unescape(const char *s, const char *e, char *out)
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 s += 6;
             }
-            if (cp == 0)
+            if (cp == 0 && !nul_ok)
                 return -1;
             o += kmsenv_utf8_put(out + o, cp);
             break;
@@ -250,6 +251,12 @@ void kmsenv_jfields_free(KMSENV_JFIELD *f, size_t nf)
  * (raised). Other members are validated and skipped. */
 int kmsenv_json_fields(const char *doc, size_t len, KMSENV_JFIELD *f, size_t nf)
 {
+    return kmsenv_json_fields_ex(doc, len, f, nf, 0);
+}
+
+int kmsenv_json_fields_ex(const char *doc, size_t len, KMSENV_JFIELD *f,
+                          size_t nf, int nul_ok)
+{
     JCUR c = {doc, doc + len};
     const char *ks, *ke, *vs, *ve;
     char key[64];
@@ -272,7 +279,7 @@ int kmsenv_json_fields(const char *doc, size_t len, KMSENV_JFIELD *f, size_t nf)
             goto bad;
         kl = -1;
         if ((size_t)(ke - ks) < sizeof(key))
-            kl = j_unescape(ks, ke, key);
+            kl = j_unescape(ks, ke, key, 0);
         j_ws(&c);
         if (c.p >= c.e || *c.p != ':')
             goto bad;
@@ -291,7 +298,7 @@ int kmsenv_json_fields(const char *doc, size_t len, KMSENV_JFIELD *f, size_t nf)
                 kmsenv_jfields_free(f, nf);
                 return -1;
             }
-            if ((vl = j_unescape(vs, ve, (char *)f[i].val.data)) < 0)
+            if ((vl = j_unescape(vs, ve, (char *)f[i].val.data, nul_ok)) < 0)
                 goto bad;
             f[i].val.len = (size_t)vl;
             f[i].present = 1;

@@ -23,6 +23,11 @@ typedef struct {
  * keeps the last value (the earlier one is cleansed). */
 int kmsenv_json_fields(const char *doc, size_t len, KMSENV_JFIELD *f,
                        size_t nf);
+/* The same; nul_ok: a \u0000 in a wanted value is kept (val.len counts it)
+ * instead of making the document malformed. For text that is only shown,
+ * escaped, never used as a C string (KMS error messages). */
+int kmsenv_json_fields_ex(const char *doc, size_t len, KMSENV_JFIELD *f,
+                          size_t nf, int nul_ok);
 void kmsenv_jfields_free(KMSENV_JFIELD *f, size_t nf);
 
 /* Writes code point cp as UTF-8 (1..4 bytes) at o. */

@@ -115,8 +115,7 @@ static int open_one(const char *spec, void *arg)
                      KMSENV_KS_MAX_WRAPS);
         return 0;
     }
-    if (a->env != NULL &&
-        !kmsenv_kek_allowed(a->env->allowed_keks, spec, NULL, 0, NULL))
+    if (!kmsenv_kek_allowed(a->env, spec, NULL, 0, NULL))
         return 0;
     if ((k = kek_open(a->env, spec)) == NULL)
         return 0;
@@ -303,13 +302,43 @@ static int wraps_allowed(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
         char *spec = redirected(redirect, wraps[i].spec);
         int same = spec != NULL && strcmp(spec, wraps[i].spec) == 0;
 
-        ok =
-            spec != NULL && kmsenv_kek_allowed(env->allowed_keks, spec,
-                                               same ? wraps[i].fp : NULL,
-                                               same ? wraps[i].fplen : 0, name);
+        ok = spec != NULL &&
+             kmsenv_kek_allowed(env, spec, same ? wraps[i].fp : NULL,
+                                same ? wraps[i].fplen : 0, name);
         OPENSSL_free(spec);
     }
     return ok;
+}
+
+/* Is copy w's (redirected) KEK remote, i.e. its calls take time? */
+static int remote_copy(const KMSENV_WRAP *w, const char *redirect)
+{
+    char *spec = redirected(redirect, w->spec);
+    int r = spec != NULL && strncmp(spec, "aws-kms:", 8) == 0;
+
+    OPENSSL_free(spec);
+    return r;
+}
+
+/* The load's deadline: deadline_ms bounds the whole unwrap, every copy and
+ * every attempt. A remote KEK gets an equal share of the time left among
+ * the remote copies still to try (the last one gets all that is left), so
+ * a region that hangs or is blackholed leaves time to fail over to the
+ * next: with 2 regions and 30 s, the first has 15 s, the second the rest. */
+static void give_share(KMSENV_KEK *k, const KMSENV_WRAP *wraps,
+                       const size_t *order, size_t i, size_t n,
+                       const char *redirect, long long load_deadline)
+{
+    size_t j, remote = 0;
+    long long now = kmsenv_now_ms();
+
+    for (j = i; j < n; j++)
+        remote += remote_copy(&wraps[order[j]], redirect);
+    if (remote == 0)
+        remote = 1;
+    k->deadline = now + (load_deadline - now) / (long long)remote;
+    if (k->deadline <= now) /* nothing left: the KEK fails at once */
+        k->deadline = now > 0 ? now : 1;
 }
 
 int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
@@ -318,6 +347,8 @@ int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                           KMSENV_SECRET *out, const char *name)
 {
     size_t i, order[KMSENV_KS_MAX_WRAPS];
+    long long load_deadline =
+        kmsenv_now_ms() + kmsenv_aws_deadline_ms(env != NULL ? env->aws : NULL);
 
     if (nwraps > KMSENV_KS_MAX_WRAPS)
         nwraps = KMSENV_KS_MAX_WRAPS;
@@ -330,6 +361,9 @@ int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
         char *spec = redirected(redirect, w->spec);
         KMSENV_KEK *k = spec != NULL ? kek_open(env, spec) : NULL;
         int ok = 0;
+
+        if (k != NULL)
+            give_share(k, wraps, order, i, nwraps, redirect, load_deadline);
 
         if (k != NULL && k->fplen > 0 && w->fplen > 0 &&
             (k->fplen != w->fplen || memcmp(k->fp, w->fp, k->fplen) != 0)) {
@@ -364,8 +398,11 @@ int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
     }
     ERR_clear_last_mark();
     KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
-                 "%s: none of its %zu wrapped key cop%s could be unwrapped",
-                 name, nwraps, nwraps == 1 ? "y" : "ies");
+                 "%s: none of its %zu wrapped key cop%s could be unwrapped%s",
+                 name, nwraps, nwraps == 1 ? "y" : "ies",
+                 kmsenv_now_ms() >= load_deadline
+                     ? " (deadline_ms for the whole load reached)"
+                     : "");
     return 0;
 }
 

@@ -52,6 +52,9 @@ struct kmsenv_kek_st {
     char *spec;            /* as written into keysets */
     unsigned char fp[255]; /* fingerprint; never the key */
     size_t fplen;
+    long long deadline; /* kmsenv_now_ms() by which a remote KEK's calls
+                           must end (a load's share of deadline_ms); 0:
+                           the KEK's own per-operation deadline */
 };
 
 typedef struct {

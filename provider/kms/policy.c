@@ -1,4 +1,5 @@
 #include "kms/policy.h"
+#include "kms/aws.h"
 #include "util/bytes.h"
 #include "util/err.h"
 
@@ -13,11 +14,10 @@
 /* The KEK's identity to check: for file:, the resolved path; for aws-kms:,
  * the recorded key ARN when there is one. Newly allocated, or NULL with
  * why set. */
-static char *identity(const char *spec, const unsigned char *fp, size_t fplen,
-                      const char **why)
+static char *identity(const KMSENV_KMS_ENV *env, const char *spec,
+                      const unsigned char *fp, size_t fplen, const char **why)
 {
-    char *res, *path;
-    size_t i;
+    char *res, *path, id[1024];
 
     if (strncmp(spec, "file:", 5) == 0) {
         if ((path = realpath(spec + 5, NULL)) == NULL) {
@@ -32,17 +32,16 @@ static char *identity(const char *spec, const unsigned char *fp, size_t fplen,
         free(path);
         return res;
     }
-    if (strncmp(spec, "aws-kms:", 8) == 0 && fp != NULL && fplen > 0) {
-        for (i = 0; i < fplen; i++)
-            if (!isgraph(fp[i])) {
-                *why = "its recorded key ARN is not printable";
-                return NULL;
-            }
-        res = OPENSSL_malloc(fplen + 9);
+    if (strncmp(spec, "aws-kms:", 8) == 0) {
+        if (!kmsenv_aws_decrypt_key_id(env->aws, spec, fp, fplen, id,
+                                       sizeof(id))) {
+            *why = "its key id is too long";
+            return NULL;
+        }
+        res = OPENSSL_malloc(strlen(id) + 9);
         if (res != NULL) {
             memcpy(res, "aws-kms:", 8);
-            memcpy(res + 8, fp, fplen);
-            res[fplen + 8] = '\0';
+            strcpy(res + 8, id);
         }
         return res;
     }
@@ -108,16 +107,17 @@ static int entry_matches(const char *e, size_t n, const char *id,
     return 0;
 }
 
-int kmsenv_kek_allowed(const char *policy, const char *spec,
+int kmsenv_kek_allowed(const KMSENV_KMS_ENV *env, const char *spec,
                        const unsigned char *fp, size_t fplen, const char *name)
 {
+    const char *policy = env != NULL ? env->allowed_keks : NULL;
     const char *why = "it is not in allowed_keks", *p, *next, *s, *e;
     char *id;
     int ok = 0;
 
     if (policy == NULL || *policy == '\0')
         return 1;
-    if ((id = identity(spec, fp, fplen, &why)) != NULL)
+    if ((id = identity(env, spec, fp, fplen, &why)) != NULL)
         for (p = policy; !ok && p != NULL; p = next) {
             next = strchr(p, ';');
             e = next != NULL ? next++ : p + strlen(p);

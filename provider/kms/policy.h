@@ -14,18 +14,20 @@
  *   aws-kms:arn:aws:kms:REGION:ACCOUNT:key/ID   that key
  *   aws-kms:arn:aws:kms:REGION:ACCOUNT:key/     any key of that prefix (an
  *                               entry ending in '/' or ':' is a prefix)
- * An aws-kms: KEK is checked by the key ARN its Decrypt calls name (the ARN
- * recorded in the keyset), or by its spec where none is recorded. */
+ * An aws-kms: KEK is checked by the key id its Decrypt calls name: the key
+ * ARN recorded in the keyset when that is in the spec's region, else the
+ * spec's own key id (so an alias or a bare key id must be listed as such). */
 #ifndef KMSENV_KMS_POLICY_H
 #define KMSENV_KMS_POLICY_H
 
 #include <stddef.h>
+#include "kms/keyring.h"
 
-/* 1 when policy is NULL or empty, or when it allows the KEK spec (as it will
- * be used, after redirects) with the recorded fingerprint fp (may be NULL).
- * Otherwise raises KMSENV_R_KEK_NOT_ALLOWED naming name, the spec and the
+/* 1 when env has no policy, or when it allows the KEK spec (as it will be
+ * used, after redirects) with the recorded fingerprint fp (may be NULL).
+ * Otherwise raises KMSENV_R_KEK_NOT_ALLOWED naming name, the KEK and the
  * policy, and returns 0. */
-int kmsenv_kek_allowed(const char *policy, const char *spec,
+int kmsenv_kek_allowed(const KMSENV_KMS_ENV *env, const char *spec,
                        const unsigned char *fp, size_t fplen, const char *name);
 
 #endif

@@ -252,6 +252,14 @@ sub material {
     return defined $hex ? pack('H*', $hex) : undef;
 }
 
+# KeyMaterialId of one material version: 64 lower-case hex digits, as the
+# service answers (derived from the key id and version, so replicas of an
+# mrk- key agree on it, like the real service's shared material).
+sub key_material_id {
+    my ($k, $version) = @_;
+    return sha256_hex("kmsemu-key-material\0$k->{id}\0$version");
+}
+
 # Encryption context in a canonical, unambiguous byte form: sorted by key,
 # each key and value length-prefixed.
 sub canon_context {
@@ -394,6 +402,7 @@ sub data_key {
     my $r = {
         CiphertextBlob => encode_base64(seal($st, $k, $pt, $ctx), ''),
         KeyId => key_arn($k->{id}),
+        KeyMaterialId => key_material_id($k, $k->{version}),
     };
     $r->{Plaintext} = encode_base64($pt, '') if $with_plaintext;
     return $r;
@@ -448,6 +457,12 @@ my %OPS = (
         create_alias($st, $name, $target);
         return {};
     },
+    UpdateAlias => sub {
+        my ($st, $p) = @_;
+        update_alias($st, p_str($p, 'AliasName', 1, 256),
+            p_str($p, 'TargetKeyId', 1, 2048));
+        return {};
+    },
     DeleteAlias => sub {
         my ($st, $p) = @_;
         my $name = p_str($p, 'AliasName', 1, 256);
@@ -496,10 +511,11 @@ my %OPS = (
         my $kid = p_str($p, 'KeyId', 0, 2048);
         p_grant_tokens($p);
         p_algorithm($p, 'EncryptionAlgorithm');
-        my ($k, $pt) = unseal($st, $blob, $ctx, $kid);
+        my ($k, $pt, $version) = unseal($st, $blob, $ctx, $kid);
         return {
             Plaintext => encode_base64($pt, ''),
             KeyId => key_arn($k->{id}),
+            KeyMaterialId => key_material_id($k, $version),
             EncryptionAlgorithm => 'SYMMETRIC_DEFAULT',
         };
     },
@@ -513,12 +529,14 @@ my %OPS = (
         p_grant_tokens($p);
         p_algorithm($p, $_) for qw(SourceEncryptionAlgorithm
           DestinationEncryptionAlgorithm);
-        my ($sk, $pt) = unseal($st, $blob, $sctx, $skid);
+        my ($sk, $pt, $sversion) = unseal($st, $blob, $sctx, $skid);
         check_enabled($dk);
         return {
             CiphertextBlob => encode_base64(seal($st, $dk, $pt, $dctx), ''),
             KeyId => key_arn($dk->{id}),
             SourceKeyId => key_arn($sk->{id}),
+            SourceKeyMaterialId => key_material_id($sk, $sversion),
+            DestinationKeyMaterialId => key_material_id($dk, $dk->{version}),
             SourceEncryptionAlgorithm => 'SYMMETRIC_DEFAULT',
             DestinationEncryptionAlgorithm => 'SYMMETRIC_DEFAULT',
         };
@@ -558,6 +576,18 @@ sub create_alias {
         'An alias with the name ' . alias_arn($name) . ' already exists')
       if $st->{aliases}{$name};
     $st->{aliases}{$name} = { target => $k->{id}, created => time };
+}
+
+# Points an existing alias at another key (the service's manual rotation).
+sub update_alias {
+    my ($st, $name, $target) = @_;
+    my $a = $st->{aliases}{$name}
+      or die kms_err('NotFoundException',
+        'Alias ' . alias_arn($name) . ' is not found.');
+    die kms_err('ValidationException',
+        'TargetKeyId must be a key ID or key ARN, not an alias')
+      if $target =~ m{(?:^|:)alias/};
+    $a->{target} = resolve_key($st, $target)->{id};
 }
 
 # ------------------------------------------------------------------ SigV4
@@ -752,7 +782,12 @@ sub take_fault {
 }
 
 my %FAULT_KINDS = map { $_ => 1 }
-  qw(throttle internal unavailable delay reset truncate garbage denied expired);
+  qw(throttle internal unavailable delay reset truncate garbage denied expired
+  answer error);
+
+# Operations that take DryRun (of those the emulator implements).
+my %DRY_RUN_OPS = map { $_ => 1 }
+  qw(Decrypt Encrypt GenerateDataKey GenerateDataKeyWithoutPlaintext ReEncrypt);
 
 # ------------------------------------------------------------------ responses
 
@@ -765,6 +800,22 @@ sub json_resp {
             'Date' => http_date() ],
         body    => ref $body ? $JSON->encode($body) : $body,
     };
+}
+
+# The key ARN a request is about (for AccessDenied messages): its KeyId,
+# DestinationKeyId or SourceKeyId, else the key its CiphertextBlob names.
+sub request_resource {
+    my ($st, $body) = @_;
+    my $p = eval { JSON::PP->new->utf8->decode($body // '') };
+    return undef unless ref $p eq 'HASH';
+    my $spec = $p->{KeyId} // $p->{DestinationKeyId} // $p->{SourceKeyId};
+    if (!defined $spec && defined $p->{CiphertextBlob} && !ref $p->{CiphertextBlob}) {
+        my $id = eval { (parse_blob(decode_base64($p->{CiphertextBlob})))[0] };
+        return defined $id ? key_arn($id) : undef;
+    }
+    return undef if !defined $spec || ref $spec;
+    my $k = eval { resolve_key($st, $spec) };
+    return $k ? key_arn($k->{id}) : undef;
 }
 
 sub http_date { strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime) }
@@ -797,10 +848,18 @@ sub fault_resp {
     if ($k eq 'denied') {
         my $op = $f->{_op} // 'Unknown';
         my $msg = "User: arn:aws:iam::$ACCOUNT:user/kmsemu is not authorized to "
-          . "perform: kms:$op because no identity-based policy allows the "
-          . "kms:$op action";
+          . "perform: kms:$op "
+          . ($xml ? '' : 'on resource: ' . ($f->{_resource}
+              // "arn:aws:kms:$REGION:$ACCOUNT:key/*") . ' ')
+          . "because no identity-based policy allows the kms:$op action";
         return $xml ? sts_error(403, 'AccessDenied', $msg, $rid)
           : err_resp(kms_err('AccessDeniedException', $msg), $rid);
+    }
+    if ($k eq 'error') {
+        # Any error answer, verbatim: status, raw __type and message.
+        my $b = { __type => $f->{type} // 'KMSInternalException' };
+        $b->{message} = $f->{message} if defined $f->{message};
+        return json_resp($f->{status} // 400, $b, $rid);
     }
     if ($k eq 'expired') {
         my $msg = 'The security token included in the request is expired';
@@ -850,8 +909,10 @@ sub handle_kms {
             $akid = verify_sigv4($st, $req);
             $c->{akid}{$akid}++;
             $fault = take_fault($st, $op, 0);
+            $fault->{_resource} = request_resource($st, $req->{body})
+              if $fault && $fault->{kind} eq 'denied';
             die $fault if $fault && $fault->{kind} ne 'delay'
-              && $fault->{kind} ne 'truncate';
+              && $fault->{kind} ne 'truncate' && $fault->{kind} ne 'answer';
             my $fn = $OPS{$op}
               // die kms_err('UnknownOperationException', undef);
             my $ct = hdr1($req, 'content-type') // '';
@@ -863,7 +924,18 @@ sub handle_kms {
             die kms_err('SerializationException',
                 'Start of structure or map found where not expected.')
               unless ref $p eq 'HASH';
-            $fn->($st, $p);
+            my $dry = $DRY_RUN_OPS{$op} && p_bool($p, 'DryRun');
+            my $res = $fn->($st, $p);
+            # Everything checked, nothing returned: what the service does.
+            die kms_err('DryRunOperationException', 'The request would have '
+                  . 'succeeded, but the DryRun option is set.', 412) if $dry;
+            if ($fault && $fault->{kind} eq 'answer') {
+                # Fields replaced (null: removed) in the real answer.
+                while (my ($n, $v) = each %{ $fault->{patch} // {} }) {
+                    if (defined $v) { $res->{$n} = $v } else { delete $res->{$n} }
+                }
+            }
+            $res;
         };
         if ($r) {
             $ok_body = $JSON->encode($r);
@@ -1054,6 +1126,12 @@ my %CONTROL = (
             $a->{key_id} // die("key_id required\n"));
         return { AliasName => $a->{alias}, AliasArn => alias_arn($a->{alias}) };
     },
+    'update-alias' => sub {
+        my ($st, $a) = @_;
+        update_alias($st, $a->{alias} // die("alias required\n"),
+            $a->{key_id} // die("key_id required\n"));
+        return { AliasName => $a->{alias}, AliasArn => alias_arn($a->{alias}) };
+    },
     'disable-key' => sub { ctl_key(@_)->{enabled} = 0; {} },
     'enable-key'  => sub { ctl_key(@_)->{enabled} = 1; {} },
     'rotate-key'  => sub {
@@ -1066,9 +1144,15 @@ my %CONTROL = (
         die "unknown fault kind\n" unless $FAULT_KINDS{ $a->{kind} // '' };
         my $n = $a->{count} // 1;
         die "count must be a positive integer\n" unless $n =~ /^\d+$/ && $n > 0;
+        die "patch must be an object\n"
+          if defined $a->{patch} && ref $a->{patch} ne 'HASH';
+        die "status must be an HTTP error status\n"
+          if defined $a->{status} && $a->{status} !~ /^[45]\d\d$/;
         push @{ $st->{faults} }, { kind => $a->{kind}, count => 0 + $n,
             op => $a->{op}, delay_ms => $a->{delay_ms} // 1000,
-            short => $a->{short} ? 1 : 0 };
+            short => $a->{short} ? 1 : 0,
+            map { defined $a->{$_} ? ($_ => $a->{$_}) : () }
+              qw(patch status type message) };
         return { faults => $st->{faults} };
     },
     'clear-faults' => sub { $_[0]{faults} = []; {} },

@@ -231,6 +231,7 @@ sub create_key {
 }
 sub replicate     { $_[0]->control('replicate',   key_id => $_[1]) }
 sub create_alias  { $_[0]->control('create-alias', alias => $_[1], key_id => $_[2]) }
+sub update_alias  { $_[0]->control('update-alias', alias => $_[1], key_id => $_[2]) }
 sub disable_key   { $_[0]->control('disable-key', key_id => $_[1]) }
 sub enable_key    { $_[0]->control('enable-key',  key_id => $_[1]) }
 sub rotate_key    { $_[0]->control('rotate-key',  key_id => $_[1]) }

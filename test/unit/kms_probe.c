@@ -5,6 +5,11 @@
  *   kms_probe PROVIDER_DIR threads URI T   T threads load URI at once
  *   kms_probe PROVIDER_DIR fork URI        load, fork; the child uses the
  *                                          parent's key, then loads anew
+ *   kms_probe PROVIDER_DIR generate KEYRING  generate a keyset (not saved)
+ *   kms_probe PROVIDER_DIR rewrap URI KEYRING  load, rewrap under KEYRING
+ *                                          (not saved)
+ * KMS_PROBE_SECURE_HEAP=BYTES: CRYPTO_secure_malloc_init(BYTES, 16) first,
+ * as an application with a small secure heap does.
  * Prints "ok ..." and exits 0 on success; errors go to stderr. */
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +19,7 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 #include <openssl/store.h>
@@ -84,10 +90,18 @@ int main(int argc, char **argv)
     EVP_PKEY *pk = NULL;
     int n, i, ok = 1;
 
-    if (argc != 5 && !(argc == 4 && strcmp(argv[2], "fork") == 0)) {
-        fprintf(stderr,
-                "usage: kms_probe DIR records|loads|threads|fork URI [N]\n");
+    const char *heap = getenv("KMS_PROBE_SECURE_HEAP");
+
+    if (argc != 5 && !(argc == 4 && (strcmp(argv[2], "fork") == 0 ||
+                                     strcmp(argv[2], "generate") == 0))) {
+        fprintf(stderr, "usage: kms_probe DIR records|loads|threads|fork URI "
+                        "[N] | generate KEYRING | rewrap URI KEYRING\n");
         return 2;
+    }
+    if (heap != NULL && *heap != '\0' &&
+        CRYPTO_secure_malloc_init((size_t)atol(heap), 16) != 1) {
+        fprintf(stderr, "CRYPTO_secure_malloc_init(%s, 16) failed\n", heap);
+        return 1;
     }
     OSSL_PROVIDER_set_default_search_path(NULL, argv[1]);
     def = OSSL_PROVIDER_load(NULL, "default");
@@ -98,7 +112,28 @@ int main(int argc, char **argv)
     }
     g_uri = argv[3];
     n = argc == 5 ? atoi(argv[4]) : 0;
-    if (strcmp(argv[2], "records") == 0) {
+    if (strcmp(argv[2], "generate") == 0) {
+        EVP_PKEY_CTX *c =
+            EVP_PKEY_CTX_new_from_name(NULL, "KMSENV-KEYSET", NULL);
+        OSSL_PARAM p[2];
+
+        p[0] = OSSL_PARAM_construct_utf8_string("keyring", argv[3], 0);
+        p[1] = OSSL_PARAM_construct_end();
+        ok = c != NULL && EVP_PKEY_keygen_init(c) > 0 &&
+             EVP_PKEY_CTX_set_params(c, p) > 0 && EVP_PKEY_generate(c, &pk) > 0;
+        EVP_PKEY_CTX_free(c);
+        if (ok)
+            printf("ok generate\n");
+    } else if (strcmp(argv[2], "rewrap") == 0) {
+        OSSL_PARAM p[2];
+
+        p[0] = OSSL_PARAM_construct_utf8_string("kmsenv-rewrap-keyring",
+                                                argv[4], 0);
+        p[1] = OSSL_PARAM_construct_end();
+        ok = (pk = load(g_uri)) != NULL && EVP_PKEY_set_params(pk, p) > 0;
+        if (ok)
+            printf("ok rewrap\n");
+    } else if (strcmp(argv[2], "records") == 0) {
         ok = (pk = load(g_uri)) != NULL;
         for (i = 0; ok && i < n; i++)
             ok = round_trip(pk, i);

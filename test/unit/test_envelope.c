@@ -2383,8 +2383,20 @@ static void test_doc_vectors(void)
     free(doc);
 }
 
-/* aws-kms: policy entries: checked by the recorded key ARN, exact or by
- * prefix; file: entries are covered end to end by test/16-kek-policy.t. */
+/* aws-kms: policy entries: checked by the key id Decrypt will name, exact
+ * or by prefix; file: entries are covered end to end by
+ * test/16-kek-policy.t. */
+static int allowed(const char *policy, const char *spec,
+                   const unsigned char *fp, size_t fplen)
+{
+    KMSENV_AWS_CFG cfg;
+    KMSENV_KMS_ENV env = {NULL, &cfg, NULL, policy};
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.region = (char *)"us-east-1";
+    return kmsenv_kek_allowed(&env, spec, fp, fplen, "k");
+}
+
 static void test_kek_policy(void)
 {
     static const char arn[] =
@@ -2393,35 +2405,41 @@ static void test_kek_policy(void)
     size_t n = sizeof(arn) - 1;
 
     CHECK(kmsenv_kek_allowed(NULL, "aws-kms:alias/x", fp, n, "k") &&
-              kmsenv_kek_allowed("", "aws-kms:alias/x", fp, n, "k"),
+              allowed(NULL, "aws-kms:alias/x", fp, n) &&
+              allowed("", "aws-kms:alias/x", fp, n),
           "policy: none set allows everything");
-    CHECK(kmsenv_kek_allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:key/",
-                             "aws-kms:alias/app", fp, n, "k"),
+    CHECK(allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:key/",
+                  "aws-kms:alias/app", fp, n),
           "policy: ARN prefix matches the recorded ARN, not the alias spec");
-    CHECK(!kmsenv_kek_allowed("aws-kms:arn:aws:kms:us-east-1:999922223333:",
-                              "aws-kms:alias/app", fp, n, "k") &&
+    CHECK(!allowed("aws-kms:arn:aws:kms:us-east-1:999922223333:",
+                   "aws-kms:alias/app", fp, n) &&
               last_reason() == KMSENV_R_KEK_NOT_ALLOWED,
           "policy: another account's prefix refuses");
     ERR_clear_error();
-    CHECK(kmsenv_kek_allowed("file:/nonexistent/;aws-kms:"
-                             "arn:aws:kms:us-east-1:111122223333:key/"
-                             "1234abcd-12ab",
-                             "aws-kms:1234abcd-12ab", fp, n, "k"),
+    CHECK(allowed("file:/nonexistent/;aws-kms:"
+                  "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab",
+                  "aws-kms:1234abcd-12ab", fp, n),
           "policy: exact ARN entry, second in the list");
-    CHECK(!kmsenv_kek_allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:"
-                              "key/1234abcd-12a",
-                              "aws-kms:x", fp, n, "k"),
-          "policy: an exact entry is not a prefix");
+    CHECK(
+        !allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:key/1234abcd-12a",
+                 "aws-kms:x", fp, n),
+        "policy: an exact entry is not a prefix");
     ERR_clear_error();
-    CHECK(!kmsenv_kek_allowed("aws-kms:alias/app", "aws-kms:alias/app", fp, n,
-                              "k"),
+    CHECK(!allowed("aws-kms:alias/app", "aws-kms:alias/app", fp, n),
           "policy: an alias entry does not cover the ARN Decrypt names");
     ERR_clear_error();
-    CHECK(kmsenv_kek_allowed("aws-kms:alias/app", "aws-kms:alias/app", NULL, 0,
-                             "k"),
+    CHECK(allowed("aws-kms:alias/app", "aws-kms:alias/app", NULL, 0),
           "policy: without a recorded ARN the spec is checked (generate)");
-    CHECK(!kmsenv_kek_allowed("0123456789abcdef0123456789abcdef",
-                              "aws-kms:alias/app", fp, n, "k"),
+    /* A spec in another region than its recorded ARN: Decrypt names the
+     * spec (an attacker's alias ARN), so the recorded ARN must not pass. */
+    CHECK(!allowed("aws-kms:arn:aws:kms:us-east-1:111122223333:",
+                   "aws-kms:arn:aws:kms:eu-west-1:444455556666:alias/evil", fp,
+                   n),
+          "policy: a recorded ARN of another region does not vouch for the "
+          "spec");
+    ERR_clear_error();
+    CHECK(!allowed("0123456789abcdef0123456789abcdef", "aws-kms:alias/app", fp,
+                   n),
           "policy: fingerprint entries are for file: KEKs only");
     ERR_clear_error();
 }
