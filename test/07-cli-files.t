@@ -218,9 +218,9 @@ subtest 'DER in, DER out; PEM in, PEM out' => sub {
     genkeyset("$s/k.der", '-outform', 'DER');
     genkeyset("$s/k.pem");
     spurt("$s/pt", 'secret row');
-    ($rc, $out, $err) = ossl('pkeyutl', '-encrypt', '-keyform', 'DER',
-        '-inkey', "$s/k.der", '-pkeyopt', 'context:t=1', '-in', "$s/pt",
-        '-out', "$s/v1.bin");
+    # No -keyform DER: under LSan that crashes openssl at exit (not kmsenv).
+    ($rc, $out, $err) = ossl('pkeyutl', '-encrypt', '-inkey', "$s/k.der",
+        '-pkeyopt', 'context:t=1', '-in', "$s/pt", '-out', "$s/v1.bin");
     is($rc, 0, 'record under the DER keyset') or diag $err;
     ($rc, $out, $err) = kmsenv_cli('inspect', "$s/k.der");
     is($rc, 0, 'inspect a DER keyset') or diag $err;
@@ -236,8 +236,8 @@ subtest 'DER in, DER out; PEM in, PEM out' => sub {
         '-noout');
     like($out, qr/version 2: primary/, 'openssl reads the rewritten DER');
     like($out, qr/kek 1: file:\Q$d\E\/kek2/, '... rewrapped');
-    ($rc, $out, $err) = ossl('pkeyutl', '-decrypt', '-keyform', 'DER',
-        '-inkey', "$s/k.der", '-pkeyopt', 'context:t=1', '-in', "$s/v1.bin");
+    ($rc, $out, $err) = ossl('pkeyutl', '-decrypt', '-inkey', "$s/k.der",
+        '-pkeyopt', 'context:t=1', '-in', "$s/v1.bin");
     is($out, 'secret row', 'the old record decrypts') or diag $err;
     ($rc, $out, $err) = kmsenv_cli('rotate', "$s/k.pem");
     is($rc, 0, 'rotate a PEM keyset') or diag $err;
