@@ -1,27 +1,51 @@
 /* kmsenv: keyset management, a thin client of the provider.
  *
- * It loads a keyset through OpenSSL's decoders (the provider unwraps it),
- * changes it with EVP_PKEY_set_params, and writes it back with the
- * provider's PEM encoder. Rewrites are atomic (temp file, fsync, rename,
- * mode 0600) and serialised with flock(2) on the keyset file, so concurrent
- * rotations never lose a version. */
+ * It loads a keyset (PEM or DER) through OpenSSL's decoders (the provider
+ * unwraps it), changes it with EVP_PKEY_set_params, and writes it back in
+ * the same form with the provider's encoders.
+ *
+ * Files: the keyset path is resolved (symlinks, however many, are followed:
+ * the file applications read is the one rewritten, the links stay). It is
+ * opened non-blocking and must be a regular file of at most 1 MiB. Rewrites
+ * are serialised with flock(2) on the keyset file, so concurrent rotations
+ * never lose a version, and are atomic: the new content goes to an unnamed
+ * O_TMPFILE (or, where that is unsupported, a named temp file) in the
+ * keyset's directory, gets the original's owner, group and mode, is fsynced,
+ * linked in and renamed over the keyset; then the directory is fsynced.
+ * Temp files a killed run left behind are removed by the next run, under the
+ * lock. */
 #define _GNU_SOURCE
+#include "util/file.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/bio.h>
 #include <openssl/decoder.h>
+#include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
+
+#define KEYSET_MAX (1024 * 1024) /* bytes; larger files are refused */
+/* Temp files: TMP_PREFIX + keyset name (at most TMP_NAME_MAX bytes of it) +
+ * "." + TMP_RAND random characters. Earlier kmsenv versions named them
+ * TMP_PREFIX + TMP_RAND characters ("legacy"). */
+#define TMP_PREFIX ".kmsenv-keyset."
+#define TMP_NAME_MAX 200
+#define TMP_RAND 6
+#define LEGACY_STALE_SECS 600
 
 static const char *prog = "kmsenv";
 
@@ -39,6 +63,8 @@ static void usage(FILE *f)
             "  promote KEYSET --version N       make version N primary\n"
             "  rewrap KEYSET --keyring SPEC     wrap under new KEK(s); data\n"
             "                                   keys are unchanged\n"
+            "KEYSET is PEM or DER and is rewritten in the same form; a\n"
+            "symlink is followed and its target rewritten.\n"
             "The provider is found in --provider-path, OPENSSL_MODULES or\n"
             "OpenSSL's modules directory.\n",
             prog);
@@ -52,15 +78,23 @@ static int fail(const char *what, const char *path)
     return 1;
 }
 
-static EVP_PKEY *load_keyset(int fd, const char *path)
+/* The documented DER container starts with an OCTET STRING tag; PEM is
+ * text. */
+static const char *keyset_form(const unsigned char *buf, size_t len)
 {
-    BIO *in = BIO_new_fd(fd, BIO_NOCLOSE);
+    return len > 0 && buf[0] == 0x04 ? "DER" : "PEM";
+}
+
+static EVP_PKEY *load_keyset(const unsigned char *buf, size_t len,
+                             const char *form)
+{
+    BIO *in = BIO_new_mem_buf(buf, (int)len);
     EVP_PKEY *pkey = NULL;
     OSSL_DECODER_CTX *dctx;
 
     if (in == NULL)
         return NULL;
-    dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "KMSENV-KEYSET",
+    dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, form, NULL, "KMSENV-KEYSET",
                                          OSSL_KEYMGMT_SELECT_ALL, NULL, NULL);
     if (dctx == NULL || !OSSL_DECODER_from_bio(dctx, in)) {
         EVP_PKEY_free(pkey);
@@ -68,74 +102,330 @@ static EVP_PKEY *load_keyset(int fd, const char *path)
     }
     OSSL_DECODER_CTX_free(dctx);
     BIO_free(in);
-    (void)path;
     return pkey;
 }
 
-/* Opens and exclusively locks the file that is at path now (retrying if a
- * concurrent writer renamed a new file over it while we waited). */
-static int open_locked(const char *path)
+/* The wrapped keyset in form (PEM or DER), in OPENSSL_malloc'd memory. */
+static int encode_keyset(EVP_PKEY *pkey, const char *form, unsigned char **out,
+                         size_t *outlen)
 {
-    for (;;) {
-        struct stat a, b;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+    OSSL_ENCODER_CTX *ectx = OSSL_ENCODER_CTX_new_for_pkey(
+        pkey, OSSL_KEYMGMT_SELECT_ALL, form, "PrivateKeyInfo", NULL);
+    int ok = ectx != NULL && OSSL_ENCODER_CTX_get_num_encoders(ectx) > 0 &&
+             OSSL_ENCODER_to_data(ectx, out, outlen);
 
-        if (fd < 0)
+    OSSL_ENCODER_CTX_free(ectx);
+    return ok;
+}
+
+/* Reads all of fd (a regular file, see kmsenv_open_regular) into malloc'd
+ * memory; a file over KEYSET_MAX bytes is refused, never truncated. The
+ * content is the wrapped keyset: no secret. */
+static int read_bounded(int fd, const char *path, unsigned char **buf,
+                        size_t *len)
+{
+    struct stat st;
+    unsigned char *b;
+    size_t got = 0;
+    ssize_t n;
+
+    *buf = NULL;
+    *len = 0;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return 0;
+    }
+    if (st.st_size > KEYSET_MAX) {
+        fprintf(stderr, "%s: %s: is %lld bytes, larger than the limit of %d\n",
+                prog, path, (long long)st.st_size, KEYSET_MAX);
+        return 0;
+    }
+    if ((b = malloc(KEYSET_MAX + 1)) == NULL) {
+        fprintf(stderr, "%s: %s: out of memory\n", prog, path);
+        return 0;
+    }
+    for (;;) {
+        n = read(fd, b + got, KEYSET_MAX + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "%s: %s: read error: %s\n", prog, path,
+                    strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            *buf = b;
+            *len = got;
+            return 1;
+        }
+        got += (size_t)n;
+        if (got > KEYSET_MAX) {
+            fprintf(stderr, "%s: %s: is larger than the limit of %d bytes\n",
+                    prog, path, KEYSET_MAX);
+            break;
+        }
+    }
+    free(b);
+    return 0;
+}
+
+/* Opens (non-blocking, regular files only) and exclusively locks the file
+ * that is at path now, retrying if a concurrent writer renamed a new file
+ * over it while we waited. *st describes the locked file. */
+static int open_locked(const char *path, struct stat *st)
+{
+    char why[256];
+
+    for (;;) {
+        struct stat b;
+        int fd = kmsenv_open_regular(path, st, why, sizeof(why));
+
+        if (fd < 0) {
+            fprintf(stderr, "%s: %s: %s\n", prog, path, why);
             return -1;
+        }
         if (flock(fd, LOCK_EX) != 0) {
+            fprintf(stderr, "%s: %s: lock: %s\n", prog, path, strerror(errno));
             close(fd);
             return -1;
         }
-        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino)
+        if (fstat(fd, st) == 0 && stat(path, &b) == 0 &&
+            st->st_dev == b.st_dev && st->st_ino == b.st_ino)
             return fd;
         close(fd);
     }
 }
 
-static int write_atomic(const char *path, EVP_PKEY *pkey)
+/* The temp file name prefix for keyset name base: TMP_PREFIX + base (cut). */
+static void tmp_prefix(char *p, size_t plen, const char *base)
 {
-    char *d = strdup(path), *tmp = NULL;
-    const char *dir;
-    BIO *out = NULL;
-    int fd = -1, dfd, ok = 0;
+    snprintf(p, plen, "%s%.*s.", TMP_PREFIX, TMP_NAME_MAX, base);
+}
 
-    if (d == NULL)
+static int is_rand_suffix(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < TMP_RAND; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return s[TMP_RAND] == '\0';
+}
+
+static int make_tmp_name(char *name, size_t namelen, const char *prefix)
+{
+    static const char al[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[TMP_RAND];
+    char s[TMP_RAND + 1];
+    size_t i;
+
+    if (RAND_bytes(r, sizeof(r)) != 1)
         return 0;
+    for (i = 0; i < TMP_RAND; i++)
+        s[i] = al[r[i] % (sizeof(al) - 1)];
+    s[TMP_RAND] = '\0';
+    return snprintf(name, namelen, "%s%s", prefix, s) < (int)namelen;
+}
+
+/* Under the keyset's lock, nobody else writes its temp files: any that exist
+ * were left by a killed run. Legacy names do not say which keyset they
+ * belong to, so they are removed only once clearly stale. Only regular
+ * files with exactly these names are touched. */
+static void clean_stale(int dfd, const char *dir, const char *prefix)
+{
+    size_t pl = strlen(prefix), ll = strlen(TMP_PREFIX);
+    time_t now = time(NULL);
+    struct dirent *e;
+    struct stat st;
+    DIR *dh;
+    int d2 = dup(dfd);
+
+    if (d2 < 0 || (dh = fdopendir(d2)) == NULL) {
+        if (d2 >= 0)
+            close(d2);
+        return;
+    }
+    while ((e = readdir(dh)) != NULL) {
+        const char *n = e->d_name;
+        int ours = strncmp(n, prefix, pl) == 0 && is_rand_suffix(n + pl);
+        int legacy = strncmp(n, TMP_PREFIX, ll) == 0 && is_rand_suffix(n + ll);
+
+        if (!ours && !legacy)
+            continue;
+        if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode) ||
+            (!ours && st.st_mtime > now - LEGACY_STALE_SECS))
+            continue;
+        if (unlinkat(dfd, n, 0) == 0)
+            fprintf(stderr,
+                    "%s: removed %s/%s, a temp file left by an interrupted "
+                    "run\n",
+                    prog, dir, n);
+    }
+    closedir(dh);
+}
+
+static int write_all(int fd, const unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 0;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 1;
+}
+
+/* Content, then the original's owner, group and mode (chown first: it may
+ * clear set-id bits), then fsync. */
+static const char *fill_tmp(int fd, const unsigned char *buf, size_t len,
+                            const struct stat *orig)
+{
+    struct stat st;
+
+    if (!write_all(fd, buf, len))
+        return "write";
+    if (fstat(fd, &st) != 0)
+        return "fstat";
+    if ((st.st_uid != orig->st_uid || st.st_gid != orig->st_gid) &&
+        fchown(fd, orig->st_uid, orig->st_gid) != 0)
+        return "keeping its owner and group";
+    if (fchmod(fd, orig->st_mode & 07777) != 0)
+        return "keeping its mode";
+    if (fsync(fd) != 0)
+        return "fsync";
+    return NULL;
+}
+
+/* Gives the unnamed file fd the name name in dfd. */
+static int link_tmpfile(int fd, int dfd, const char *name)
+{
+    char proc[64];
+
+    if (linkat(fd, "", dfd, name, AT_EMPTY_PATH) == 0)
+        return 1;
+    if (errno == EEXIST)
+        return 0;
+    /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc does not. */
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0;
+}
+
+/* Writes a named temp file in dfd with the content, returning 1 with its
+ * name in name, or 0 with errno and *step set. */
+static int write_tmp(int dfd, const char *prefix, char *name, size_t namelen,
+                     const unsigned char *buf, size_t len,
+                     const struct stat *orig, const char **step)
+{
+    int fd, tries, err;
+
+    /* Unnamed first: a run killed before the link leaves nothing behind. */
+    fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if ((*step = fill_tmp(fd, buf, len, orig)) != NULL) {
+            err = errno;
+            close(fd);
+            errno = err;
+            return 0;
+        }
+        for (tries = 0; tries < 100; tries++) {
+            if (!make_tmp_name(name, namelen, prefix)) {
+                close(fd);
+                *step = "generating a temp file name";
+                errno = EIO;
+                return 0;
+            }
+            if (link_tmpfile(fd, dfd, name)) {
+                close(fd);
+                return 1;
+            }
+            if (errno != EEXIST)
+                break;
+        }
+        close(fd); /* no link possible: fall back to a named temp file */
+    }
+    for (tries = 0; tries < 100; tries++) {
+        if (!make_tmp_name(name, namelen, prefix)) {
+            *step = "generating a temp file name";
+            errno = EIO;
+            return 0;
+        }
+        fd = openat(dfd, name,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        *step = "creating a temp file";
+        return 0;
+    }
+    if ((*step = fill_tmp(fd, buf, len, orig)) != NULL) {
+        err = errno;
+        close(fd);
+        unlinkat(dfd, name, 0);
+        errno = err;
+        return 0;
+    }
+    close(fd);
+    return 1;
+}
+
+/* Replaces real (a resolved path, locked by the caller, described by orig)
+ * with buf. */
+static int write_atomic(const char *real, const unsigned char *buf, size_t len,
+                        const struct stat *orig)
+{
+    char *d = strdup(real), *b = strdup(real);
+    char prefix[NAME_MAX + 1], name[NAME_MAX + 1];
+    const char *dir, *base, *step = "opening the directory";
+    int dfd = -1, ok = 0, renamed = 0;
+
+    if (d == NULL || b == NULL) {
+        free(d);
+        free(b);
+        fprintf(stderr, "%s: %s: out of memory\n", prog, real);
+        return 0;
+    }
     dir = dirname(d);
-    if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, "kmsenv-keyset") < 0) {
-        tmp = NULL;
+    base = basename(b);
+    tmp_prefix(prefix, sizeof(prefix), base);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        goto end;
+    clean_stale(dfd, dir, prefix);
+    if (!write_tmp(dfd, prefix, name, sizeof(name), buf, len, orig, &step))
+        goto end;
+    if (renameat(dfd, name, dfd, base) != 0) {
+        int err = errno;
+
+        unlinkat(dfd, name, 0);
+        errno = err;
+        step = "rename";
         goto end;
     }
-    fd = mkstemp(tmp); /* mode 0600 */
-    if (fd < 0 || fchmod(fd, 0600) != 0)
+    renamed = 1;
+    if (fsync(dfd) != 0) {
+        step = "fsync of the directory";
         goto end;
-    out = BIO_new_fd(fd, BIO_NOCLOSE);
-    if (out == NULL ||
-        !PEM_write_bio_PrivateKey(out, pkey, NULL, NULL, 0, NULL, NULL) ||
-        BIO_flush(out) != 1 || fsync(fd) != 0)
-        goto end;
-    if (rename(tmp, path) != 0)
-        goto end;
-    free(tmp);
-    tmp = NULL;
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
     }
     ok = 1;
 end:
-    if (!ok && errno != 0)
-        fprintf(stderr, "%s: writing %s: %s\n", prog, path, strerror(errno));
-    BIO_free(out);
-    if (fd >= 0)
-        close(fd);
-    if (tmp != NULL) {
-        unlink(tmp);
-        free(tmp);
-    }
+    if (!ok)
+        fprintf(stderr, "%s: writing %s (owner %lu:%lu, mode %04o): %s: %s%s\n",
+                prog, real, (unsigned long)orig->st_uid,
+                (unsigned long)orig->st_gid, (unsigned)(orig->st_mode & 07777),
+                step, strerror(errno),
+                renamed ? "" : "; the keyset is unchanged");
+    if (dfd >= 0)
+        close(dfd);
     free(d);
+    free(b);
     return ok;
 }
 
@@ -161,14 +451,90 @@ static int parse_version(const char *s, unsigned int *v)
     return 1;
 }
 
+static int inspect(const char *path)
+{
+    BIO *out = BIO_new_fp(stdout, BIO_NOCLOSE);
+    unsigned char *buf = NULL;
+    EVP_PKEY *pkey = NULL;
+    struct stat st;
+    size_t len = 0;
+    char why[256];
+    int fd, rc = 1;
+
+    fd = kmsenv_open_regular(path, &st, why, sizeof(why));
+    if (fd < 0)
+        fprintf(stderr, "%s: %s: %s\n", prog, path, why);
+    else if (read_bounded(fd, path, &buf, &len) &&
+             (pkey = load_keyset(buf, len, keyset_form(buf, len))) == NULL)
+        fail("cannot load keyset", path);
+    else if (pkey != NULL && out != NULL)
+        rc = EVP_PKEY_print_private(out, pkey, 0, NULL) > 0 ? 0 : 1;
+    if (fd >= 0)
+        close(fd);
+    EVP_PKEY_free(pkey);
+    free(buf);
+    BIO_free(out);
+    return rc;
+}
+
+/* Lock, load, change, write back in the same form. */
+static int modify(const char *path, const char *cmd, OSSL_PARAM *params)
+{
+    unsigned char *buf = NULL, *enc = NULL;
+    size_t len = 0, enclen = 0;
+    const char *form;
+    EVP_PKEY *pkey = NULL;
+    struct stat st;
+    char *real;
+    int fd = -1, rc = 1;
+
+    /* The file applications read: a symlink (chain) is not replaced. */
+    if ((real = realpath(path, NULL)) == NULL) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path,
+                errno == ENOENT ? "does not exist" : strerror(errno));
+        return 1;
+    }
+    if ((fd = open_locked(real, &st)) < 0 ||
+        !read_bounded(fd, real, &buf, &len))
+        goto end;
+    form = keyset_form(buf, len);
+    if ((pkey = load_keyset(buf, len, form)) == NULL) {
+        rc = fail("cannot load keyset", path);
+        goto end;
+    }
+    if (!EVP_PKEY_set_params(pkey, params)) {
+        rc = fail(cmd, "failed");
+        goto end;
+    }
+    if (!encode_keyset(pkey, form, &enc, &enclen)) {
+        rc = fail("cannot encode keyset", path);
+        goto end;
+    }
+    if (!write_atomic(real, enc, enclen, &st)) {
+        rc = fail("cannot write keyset", path);
+        goto end;
+    }
+    printf("%s: %s done; primary version %u of %u\n", path, cmd,
+           get_uint(pkey, "kmsenv-primary-version"),
+           get_uint(pkey, "kmsenv-versions"));
+    rc = 0;
+end:
+    if (fd >= 0)
+        close(fd); /* releases the lock */
+    EVP_PKEY_free(pkey);
+    OPENSSL_free(enc);
+    free(buf);
+    free(real);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *ppath = NULL, *cmd, *path, *keyring = NULL, *vers = NULL;
     OSSL_PROVIDER *pdef = NULL, *pkms = NULL;
-    EVP_PKEY *pkey = NULL;
     OSSL_PARAM params[2];
     unsigned int version = 0;
-    int i = 1, rc = 1, fd = -1, one = 1;
+    int i = 1, rc = 1, one = 1;
 
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
         if (strcmp(argv[i], "--provider-path") == 0 && i + 1 < argc) {
@@ -214,18 +580,9 @@ int main(int argc, char **argv)
     }
 
     if (strcmp(cmd, "inspect") == 0) {
-        BIO *out = BIO_new_fp(stdout, BIO_NOCLOSE);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || (pkey = load_keyset(fd, path)) == NULL) {
-            BIO_free(out);
-            rc = fail("cannot load keyset", path);
-            goto end;
-        }
-        rc = EVP_PKEY_print_private(out, pkey, 0, NULL) > 0 ? 0 : 1;
-        BIO_free(out);
+        rc = inspect(path);
         goto end;
     }
-
     if (strcmp(cmd, "rotate") == 0) {
         params[0] = OSSL_PARAM_construct_int("kmsenv-rotate", &one);
     } else if (strcmp(cmd, "disable") == 0 || strcmp(cmd, "enable") == 0 ||
@@ -255,32 +612,8 @@ int main(int argc, char **argv)
         goto end;
     }
     params[1] = OSSL_PARAM_construct_end();
-
-    fd = open_locked(path);
-    if (fd < 0) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
-        goto end;
-    }
-    if ((pkey = load_keyset(fd, path)) == NULL) {
-        rc = fail("cannot load keyset", path);
-        goto end;
-    }
-    if (!EVP_PKEY_set_params(pkey, params)) {
-        rc = fail(cmd, "failed");
-        goto end;
-    }
-    if (!write_atomic(path, pkey)) {
-        rc = fail("cannot write keyset", path);
-        goto end;
-    }
-    printf("%s: %s done; primary version %u of %u\n", path, cmd,
-           get_uint(pkey, "kmsenv-primary-version"),
-           get_uint(pkey, "kmsenv-versions"));
-    rc = 0;
+    rc = modify(path, cmd, params);
 end:
-    if (fd >= 0)
-        close(fd); /* releases the lock */
-    EVP_PKEY_free(pkey);
     OSSL_PROVIDER_unload(pkms);
     OSSL_PROVIDER_unload(pdef);
     return rc;
