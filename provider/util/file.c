@@ -18,7 +18,7 @@ int kmsenv_open_regular(const char *path, struct stat *st, char *why,
     }
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         snprintf(why, whylen,
-                 "not a regular file (a FIFO, device or "
+                 "is not a regular file (a FIFO, device or "
                  "directory is never read)");
         close(fd);
         return -1;
@@ -40,7 +40,7 @@ int kmsenv_read_regular(const char *path, size_t max, unsigned char **buf,
     if (fd < 0)
         return 0;
     if ((unsigned long long)st.st_size > max) {
-        snprintf(why, whylen, "%lld bytes, larger than the limit of %zu",
+        snprintf(why, whylen, "is %lld bytes, larger than the limit of %zu",
                  (long long)st.st_size, max);
         close(fd);
         return 0;
@@ -63,7 +63,7 @@ int kmsenv_read_regular(const char *path, size_t max, unsigned char **buf,
             break;
         got += (size_t)n;
         if (got > max) {
-            snprintf(why, whylen, "larger than the limit of %zu bytes", max);
+            snprintf(why, whylen, "is larger than the limit of %zu bytes", max);
             goto err;
         }
     }
