@@ -4,6 +4,7 @@
 #include "util/log.h"
 #include "util/text.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -385,11 +386,15 @@ done:
     return ok;
 }
 
-/* This thread's slot: threads' TLS blocks lie pages apart. */
+/* This thread's slot, from its thread id (no thread-local storage in the
+ * module: sanitizers trip over dynamic TLS of dlopen'd objects). */
 static size_t slot_of_thread(void)
 {
-    static _Thread_local char here;
-    uint64_t h = (uint64_t)(uintptr_t)&here * UINT64_C(0x9E3779B97F4A7C15);
+    pthread_t self = pthread_self();
+    uint64_t id = 0, h;
+
+    memcpy(&id, &self, sizeof(self) < sizeof(id) ? sizeof(self) : sizeof(id));
+    h = id * UINT64_C(0x9E3779B97F4A7C15);
 
     return (size_t)(h >> 60) % KMSENV_LEASE_SLOTS;
 }
