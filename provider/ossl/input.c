@@ -93,6 +93,19 @@ static long read_upto(BIO *in, unsigned char *b, size_t len)
     return (long)got;
 }
 
+/* After refusing input, reads the rest of it: OpenSSL's file: store would
+ * otherwise go on decoding from wherever this stopped, byte by byte, and
+ * its errors would push ours out of the error queue. */
+static int drained(BIO *in)
+{
+    unsigned char sink[4096];
+    size_t n;
+
+    while (BIO_read_ex(in, sink, sizeof(sink), &n) && n > 0)
+        continue;
+    return -1;
+}
+
 int kmsenv_input_read_der(BIO *in, unsigned char **buf, size_t *len,
                           const char *what)
 {
@@ -105,8 +118,10 @@ int kmsenv_input_read_der(BIO *in, unsigned char **buf, size_t *len,
     if (!kmsenv_input_is_keyset_prefix(pre, (size_t)got))
         return 0;
     der_header(pre, (size_t)got, &hl, &l);
-    if (hl + l > KMSENV_MAX_INPUT)
-        return kmsenv_input_check_der(pre, (size_t)got, what);
+    if (hl + l > KMSENV_MAX_INPUT) {
+        kmsenv_input_check_der(pre, (size_t)got, what);
+        return drained(in);
+    }
     /* One byte more than declared, to see trailing data. */
     want = hl + l + 1;
     if (want < (size_t)got)
@@ -118,7 +133,7 @@ int kmsenv_input_read_der(BIO *in, unsigned char **buf, size_t *len,
     got += more;
     if (kmsenv_input_check_der(b, (size_t)got, what) != 1) {
         OPENSSL_free(b);
-        return -1;
+        return drained(in);
     }
     *buf = b;
     *len = (size_t)got;
@@ -194,7 +209,7 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
                 reason == PEM_R_BAD_END_LINE || reason == PEM_R_SHORT_HEADER
                     ? "truncated or no END line"
                     : reason_text(e));
-        return -1;
+        return drained(in);
     }
     ERR_pop_to_mark();
     if (strcmp(name, KMSENV_KEYSET_PEM_LABEL) != 0) {
@@ -214,5 +229,5 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
     OPENSSL_free(name);
     OPENSSL_free(header);
     OPENSSL_free(data);
-    return ret;
+    return ret < 0 ? drained(in) : ret;
 }
