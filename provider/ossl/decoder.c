@@ -1,6 +1,7 @@
 /* DECODERs: our PEM labels to DER (OpenSSL 3.0's pem2der drops labels it
  * does not know), and DER to a KMSENV-KEYSET key. The DER decoder is where
  * the keyring unwrap happens: once per load. */
+#include "ossl/input.h"
 #include "ossl/keyobj.h"
 #include "ossl/provider.h"
 #include "util/err.h"
@@ -13,8 +14,6 @@
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
-
-#define KMSENV_MAX_INPUT (1024 * 1024)
 
 static OSSL_FUNC_decoder_newctx_fn dec_newctx;
 static OSSL_FUNC_decoder_freectx_fn dec_freectx;
@@ -30,28 +29,6 @@ static void *dec_newctx(void *provctx)
 
 static void dec_freectx(void *ctx)
 {
-}
-
-/* Reads at most KMSENV_MAX_INPUT bytes; returns -1 on error. */
-static long read_all(KMSENV_PROV *prov, OSSL_CORE_BIO *cin, unsigned char **buf)
-{
-    BIO *in = BIO_new_from_core_bio(prov->libctx, cin);
-    unsigned char *b = OPENSSL_malloc(KMSENV_MAX_INPUT);
-    long len = 0;
-    int n;
-
-    *buf = NULL;
-    if (in == NULL || b == NULL) {
-        BIO_free(in);
-        OPENSSL_free(b);
-        return -1;
-    }
-    while (len < KMSENV_MAX_INPUT &&
-           (n = BIO_read(in, b + len, (int)(KMSENV_MAX_INPUT - len))) > 0)
-        len += n;
-    BIO_free(in);
-    *buf = b;
-    return len;
 }
 
 static int der2keyset_does_selection(void *provctx, int selection)
@@ -75,39 +52,44 @@ static int emit_ref(KMSENV_KEYOBJ **k, OSSL_CALLBACK *data_cb, void *data_cbarg)
 }
 
 /*
- * One unwrap per load, and errors that reach the user.
+ * One unwrap per load, only when a private key is wanted, and errors that
+ * reach the user.
  *
  * OpenSSL 3.0's file: store runs PEM->DER decoders, then decodes the DER
  * again in ossl_store_handle_load_result(), where errors of a decoder that
  * produces nothing are discarded, and where a key reference is resolved
  * against the store's provider (so a reference from here cannot be used).
- * So the PEM decoder loads the keyset itself: a failure returns 0 and keeps
- * its errors. On success it passes the DER on and parks the loaded object
- * in this thread's handoff slot; the DER decoder, which runs synchronously
- * inside the same data callback, takes it instead of unwrapping again. The
- * slot is emptied when the callback returns, whoever consumed it.
+ * So the PEM (and DER) pre-decoder loads the keyset itself: a failure
+ * returns 0 and keeps its errors.
+ *
+ * The file: store runs these pre-decoders with selection 0 whatever it was
+ * asked for (storeutl -certs, pkey -pubin); only the second decode knows
+ * (OSSL_STORE_expect gives it its selection). So the pre-decoder first
+ * passes the DER on as a probe: der2keyset, if it runs for a selection that
+ * wants a private key, records that and comes back empty-handed. Only then
+ * is the keyset loaded, parked in this thread's handoff slot and passed on
+ * again; der2keyset, which runs synchronously inside the same data
+ * callback, takes it instead of unwrapping again. The slot is emptied when
+ * the callback returns, whoever consumed it.
  */
 static _Thread_local struct {
-    KMSENV_KEYOBJ *k;
-    const unsigned char *der;
+    const unsigned char *der; /* NULL: no handoff in progress */
     size_t len;
+    int probing; /* first pass: is a private key wanted? */
+    int wanted;  /* set by der2keyset during the probe */
+    KMSENV_KEYOBJ *k;
 } handoff;
 
 static int handoff_holds(const unsigned char *der, size_t len)
 {
-    return handoff.k != NULL && handoff.len == len &&
+    return handoff.der != NULL && handoff.len == len &&
            memcmp(handoff.der, der, len) == 0;
 }
 
-static KMSENV_KEYOBJ *take_handoff(KMSENV_PROV *prov, const unsigned char *der,
-                                   size_t len)
+static void handoff_clear(void)
 {
-    KMSENV_KEYOBJ *k = handoff.k;
-
-    if (!handoff_holds(der, len) || k->prov != prov)
-        return NULL;
-    handoff.k = NULL;
-    return k;
+    kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
+    memset(&handoff, 0, sizeof(handoff));
 }
 
 /* Passes a keyset's DER to the next decoder (structure may be NULL). */
@@ -127,59 +109,73 @@ static int pass_on(const unsigned char *der, size_t len, const char *structure,
     return data_cb(params, data_cbarg);
 }
 
-/* Loads a keyset early, parks it in the handoff and passes its DER on.
- * Returns 0 with our errors kept if the keyset cannot be loaded. */
+/* Probes whether a private key is wanted; if so loads the keyset early,
+ * parks it in the handoff and passes its DER on again. *wanted tells which.
+ * Returns 0 with our errors kept if the keyset cannot be loaded; if no
+ * private key is wanted, what the probe returned (its errors kept). */
 static int load_and_pass_on(KMSENV_PROV *prov, const unsigned char *der,
                             size_t len, const char *structure,
-                            OSSL_CALLBACK *data_cb, void *data_cbarg)
+                            OSSL_CALLBACK *data_cb, void *data_cbarg,
+                            int *wanted)
 {
-    KMSENV_KEYOBJ *k = kmsenv_keyobj_load(prov, der, len, NULL, NULL);
+    KMSENV_KEYOBJ *k;
     int ok;
 
-    if (k == NULL)
-        return 0;
-    kmsenv_keyobj_free(handoff.k);
-    handoff.k = k;
+    *wanted = 0;
+    if (handoff.der != NULL) /* nested in another handoff: no early load */
+        return pass_on(der, len, structure, data_cb, data_cbarg);
     handoff.der = der;
     handoff.len = len;
+    handoff.probing = 1;
+    ERR_set_mark();
     ok = pass_on(der, len, structure, data_cb, data_cbarg);
-    kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
-    handoff.k = NULL;
+    if (!handoff.wanted) {
+        ERR_clear_last_mark();
+        handoff_clear();
+        return ok;
+    }
+    ERR_pop_to_mark(); /* the probe's "nothing decoded" is moot */
+    *wanted = 1;
+    handoff.probing = 0;
+    if ((k = kmsenv_keyobj_load(prov, der, len, NULL, NULL)) == NULL) {
+        handoff_clear();
+        return 0;
+    }
+    handoff.k = k;
+    ok = pass_on(der, len, structure, data_cb, data_cbarg);
+    handoff_clear();
     return ok;
 }
 
-/* For private-key requests the keyset is loaded here (see above); other
- * requests just get the DER and nothing is unwrapped. */
+static int wants_private(int selection)
+{
+    return selection == 0 || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0;
+}
+
+/* For private-key requests (and the file: store's selection 0) the keyset
+ * is loaded here (see above); other requests just get the DER. */
 static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                           OSSL_CALLBACK *data_cb, void *data_cbarg,
                           OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     KMSENV_PROV *prov = ctx;
     BIO *in = BIO_new_from_core_bio(prov->libctx, cin);
-    char *name = NULL, *header = NULL;
     unsigned char *der = NULL;
-    long derlen = 0;
-    int ok = 1, r;
+    size_t len = 0;
+    int ok, r, wanted;
 
     if (in == NULL)
         return 0;
-    ERR_set_mark();
-    r = PEM_read_bio(in, &name, &header, &der, &derlen);
-    ERR_pop_to_mark();
+    r = kmsenv_input_read_pem(in, &der, &len, "PEM input");
     BIO_free(in);
-    if (r > 0 && strcmp(name, KMSENV_KEYSET_PEM_LABEL) == 0) {
-        if (der2keyset_does_selection(prov, selection) &&
-            kmsenv_keyset_sniff(der, (size_t)derlen))
-            ok = load_and_pass_on(prov, der, (size_t)derlen,
-                                  KMSENV_KEYSET_STRUCTURE, data_cb, data_cbarg);
-        else
-            ok = pass_on(der, (size_t)derlen, KMSENV_KEYSET_STRUCTURE, data_cb,
-                         data_cbarg);
-    }
-    /* Other labels: not ours, come back empty-handed (not an error). */
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_clear_free(der, (size_t)derlen);
+    if (r <= 0) /* other labels: not ours, come back empty-handed */
+        return r == 0;
+    if (wants_private(selection))
+        ok = load_and_pass_on(prov, der, len, KMSENV_KEYSET_STRUCTURE, data_cb,
+                              data_cbarg, &wanted);
+    else
+        ok = pass_on(der, len, KMSENV_KEYSET_STRUCTURE, data_cb, data_cbarg);
+    OPENSSL_free(der);
     return ok;
 }
 
@@ -188,26 +184,37 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     KMSENV_PROV *prov = ctx;
+    KMSENV_KEYOBJ *k = NULL;
     unsigned char *buf = NULL;
-    long len;
-    int ok = 1;
+    size_t len = 0;
+    BIO *in;
+    int ok, r;
 
     /* Asked only for a public key or parameters: a keyset has neither, and
      * unwrapping (a KMS call) would be wasted. */
     if (!der2keyset_does_selection(prov, selection))
         return 1;
-    len = read_all(prov, cin, &buf);
-    if (len < 0)
+    if ((in = BIO_new_from_core_bio(prov->libctx, cin)) == NULL)
         return 0;
-    /* not a keyset: come back empty-handed */
-    if (kmsenv_keyset_sniff(buf, (size_t)len)) {
-        KMSENV_KEYOBJ *k = take_handoff(prov, buf, (size_t)len);
-
-        if (k == NULL)
-            k = kmsenv_keyobj_load(prov, buf, (size_t)len, NULL, NULL);
-        ok = k != NULL && emit_ref(&k, data_cb, data_cbarg);
-        kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
+    r = kmsenv_input_read_der(in, &buf, &len, "DER input");
+    BIO_free(in);
+    if (r <= 0) /* not a keyset: come back empty-handed */
+        return r == 0;
+    if (handoff_holds(buf, len)) {
+        if (handoff.probing) {
+            handoff.wanted = 1; /* the pre-decoder loads it, then comes back */
+            OPENSSL_free(buf);
+            return 1;
+        }
+        if (handoff.k != NULL && handoff.k->prov == prov) {
+            k = handoff.k;
+            handoff.k = NULL;
+        }
     }
+    if (k == NULL)
+        k = kmsenv_keyobj_load(prov, buf, len, NULL, NULL);
+    ok = k != NULL && emit_ref(&k, data_cb, data_cbarg);
+    kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
     OPENSSL_free(buf);
     return ok;
 }
@@ -218,28 +225,34 @@ const OSSL_DISPATCH kmsenv_pem2der_decoder_functions[] = {
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))pem2der_decode},
     {0, NULL}};
 
-/* DER keyset files through OpenSSL's file: store get the same early load
- * as PEM, so that a failure keeps its errors. The DER is passed on with no
- * structure (the store's next step takes none); when the same bytes come
- * back to this decoder while the handoff holds them, they are left alone. */
+/* DER keyset files through OpenSSL's file: store get the same probe and
+ * early load as PEM, so that a failure keeps its errors. The DER is passed
+ * on with no structure (the store's next step takes none); when the same
+ * bytes come back to this decoder while the handoff holds them, they are
+ * left alone. A keyset followed by other bytes is refused here: the store's
+ * own DER reader would take the first object and ignore the rest. */
 static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
                           OSSL_CALLBACK *data_cb, void *data_cbarg,
                           OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     KMSENV_PROV *prov = ctx;
     unsigned char *buf = NULL;
-    long len;
-    int ok = 1;
+    size_t len = 0;
+    BIO *in;
+    int ok = 1, r, wanted;
 
-    if (!der2keyset_does_selection(prov, selection))
-        return 1;
-    len = read_all(prov, cin, &buf);
-    if (len < 0)
+    if ((in = BIO_new_from_core_bio(prov->libctx, cin)) == NULL)
         return 0;
-    if (kmsenv_keyset_sniff(buf, (size_t)len) &&
-        !handoff_holds(buf, (size_t)len))
-        ok =
-            load_and_pass_on(prov, buf, (size_t)len, NULL, data_cb, data_cbarg);
+    r = kmsenv_input_read_der(in, &buf, &len, "DER input");
+    BIO_free(in);
+    if (r <= 0)
+        return r == 0;
+    if (wants_private(selection) && !handoff_holds(buf, len)) {
+        ok = load_and_pass_on(prov, buf, len, NULL, data_cb, data_cbarg,
+                              &wanted);
+        if (!wanted)
+            ok = 1; /* nobody asked for it: empty-handed, as before */
+    }
     OPENSSL_free(buf);
     return ok;
 }

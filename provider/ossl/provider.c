@@ -53,6 +53,11 @@ static const OSSL_ALGORITHM encoders[] = {
      kmsenv_keyset2der_encoder_functions, "kmsenv keyset (wrapped) as DER"},
     {KMSENV_KEYSET_NAME, PROPS ",output=text",
      kmsenv_keyset2text_encoder_functions, "kmsenv keyset metadata"},
+    /* A keyset has no public part: these only say so. */
+    {KMSENV_KEYSET_NAME, PROPS ",output=pem,structure=SubjectPublicKeyInfo",
+     kmsenv_keyset2pub_encoder_functions, "kmsenv keyset: no public key"},
+    {KMSENV_KEYSET_NAME, PROPS ",output=der,structure=SubjectPublicKeyInfo",
+     kmsenv_keyset2pub_encoder_functions, "kmsenv keyset: no public key"},
     {NULL, NULL, NULL, NULL}};
 
 static const OSSL_ALGORITHM stores[] = {

@@ -35,6 +35,7 @@ extern const OSSL_DISPATCH kmsenv_der2keyset_decoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2pem_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2der_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2text_encoder_functions[];
+extern const OSSL_DISPATCH kmsenv_keyset2pub_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_store_functions[];
 
 #endif

@@ -4,11 +4,18 @@
  *   kmsenv:[?keyring=SPEC]       the configured default keyset
  *                                (provider "keyset" / KMSENV_KEYSET)
  *
- * PATH and SPEC are percent-decoded (%3F for a literal '?'). keyring=SPEC
- * unwraps with SPEC instead of the KEKs recorded in the keyset. */
+ * PATH and SPEC are percent-decoded (%3F for a literal '?', %26 for '&');
+ * %00 and malformed escapes are refused. keyring=SPEC unwraps with the KEKs
+ * of SPEC instead of those recorded in the keyset: SPEC is a keyring spec,
+ * its KEKs separated by ';' (or %3B), tried in order until one unwraps.
+ *
+ * Only private keys live here: when OSSL_STORE_expect() asks for anything
+ * else (certificates, public keys ...), nothing is read or unwrapped. */
+#include "ossl/input.h"
 #include "ossl/keyobj.h"
 #include "ossl/provider.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -19,10 +26,7 @@
 #include <openssl/core_object.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
-#include <openssl/pem.h>
 #include <openssl/store.h>
-
-#define KMSENV_MAX_INPUT (1024 * 1024)
 
 static OSSL_FUNC_store_open_fn st_open;
 static OSSL_FUNC_store_set_ctx_params_fn st_set_ctx_params;
@@ -34,8 +38,9 @@ static OSSL_FUNC_store_close_fn st_close;
 typedef struct {
     KMSENV_PROV *prov;
     char *path;
-    char *redirect; /* "*=SPEC" or NULL */
-    int done;
+    char *keyring; /* ?keyring=SPEC, decoded, or NULL */
+    int skip;      /* OSSL_STORE_expect() asked for something else */
+    int loaded;
 } STORE_CTX;
 
 static int unhex(int c)
@@ -43,24 +48,35 @@ static int unhex(int c)
     return isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
 }
 
-static char *pct_decode(const char *s, size_t n)
+/* Percent-decodes s[0..n); NULL with *why set on a bad or NUL escape. */
+static char *pct_decode(const char *s, size_t n, const char **why)
 {
     char *out = OPENSSL_malloc(n + 1), *o = out;
     size_t i;
 
-    if (out == NULL)
+    if (out == NULL) {
+        *why = "out of memory";
         return NULL;
+    }
     for (i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
-            isxdigit((unsigned char)s[i + 2])) {
-            *o++ = (char)(unhex((unsigned char)s[i + 1]) * 16 +
-                          unhex((unsigned char)s[i + 2]));
+        if (s[i] != '%') {
+            *o++ = s[i];
+        } else if (i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+                   isxdigit((unsigned char)s[i + 2])) {
+            int c = unhex((unsigned char)s[i + 1]) * 16 +
+                    unhex((unsigned char)s[i + 2]);
+
+            if (c == 0) {
+                *why = "%00 (a NUL byte) is not allowed";
+                OPENSSL_free(out);
+                return NULL;
+            }
+            *o++ = (char)c;
             i += 2;
-        } else if (s[i] == '%') {
+        } else {
+            *why = "'%' must be followed by two hex digits";
             OPENSSL_free(out);
             return NULL;
-        } else {
-            *o++ = s[i];
         }
     }
     *o = '\0';
@@ -72,72 +88,61 @@ static void st_close_ctx(STORE_CTX *c)
     if (c == NULL)
         return;
     OPENSSL_free(c->path);
-    OPENSSL_free(c->redirect);
+    OPENSSL_free(c->keyring);
     OPENSSL_free(c);
 }
+
+#define BAD_URI(...)                                                           \
+    do {                                                                       \
+        KMSENV_RAISE(KMSENV_R_BAD_URI, __VA_ARGS__);                           \
+        goto err;                                                              \
+    } while (0)
 
 static void *st_open(void *provctx, const char *uri)
 {
     KMSENV_PROV *prov = provctx;
     STORE_CTX *c = OPENSSL_zalloc(sizeof(*c));
-    const char *rest, *q;
-    char *spec = NULL;
+    const char *rest, *q, *why = NULL;
 
     if (c == NULL)
         return NULL;
     c->prov = prov;
     if (strncasecmp(uri, "kmsenv:", 7) != 0)
-        goto bad;
+        BAD_URI("'%s': expected kmsenv:PATH[?keyring=SPEC]", uri);
     rest = uri + 7;
     q = strchr(rest, '?');
-    c->path = pct_decode(rest, q != NULL ? (size_t)(q - rest) : strlen(rest));
+    c->path =
+        pct_decode(rest, q != NULL ? (size_t)(q - rest) : strlen(rest), &why);
     if (c->path == NULL)
-        goto bad;
+        BAD_URI("'%s': bad path: %s", uri, why);
     while (q != NULL) {
         const char *item = q + 1, *end = strchr(item, '&');
         size_t n = end != NULL ? (size_t)(end - item) : strlen(item);
 
-        if (n > 8 && strncmp(item, "keyring=", 8) == 0) {
-            OPENSSL_free(spec);
-            spec = pct_decode(item + 8, n - 8);
-            if (spec == NULL)
-                goto bad;
+        if (n >= 8 && strncmp(item, "keyring=", 8) == 0) {
+            if (c->keyring != NULL)
+                BAD_URI("'%s': keyring= given twice", uri);
+            if (n == 8)
+                BAD_URI("'%s': keyring= needs a keyring SPEC", uri);
+            if ((c->keyring = pct_decode(item + 8, n - 8, &why)) == NULL)
+                BAD_URI("'%s': bad keyring= value: %s", uri, why);
         } else if (n > 0) {
-            KMSENV_RAISE(KMSENV_R_BAD_URI,
-                         "%s: unknown query parameter '%.*s' (known: "
-                         "keyring=SPEC)",
-                         uri, (int)n, item);
-            goto err;
+            BAD_URI("%s: unknown query parameter '%.*s' (known: "
+                    "keyring=SPEC)",
+                    uri, (int)n, item);
         }
         q = end;
-    }
-    if (spec != NULL) {
-        size_t l = strlen(spec) + 3;
-        c->redirect = OPENSSL_malloc(l);
-        if (c->redirect == NULL)
-            goto err;
-        snprintf(c->redirect, l, "*=%s", spec);
     }
     if (*c->path == '\0') {
         OPENSSL_free(c->path);
         c->path = prov->keyset != NULL ? OPENSSL_strdup(prov->keyset) : NULL;
-        if (c->path == NULL) {
-            KMSENV_RAISE(KMSENV_R_BAD_URI,
-                         "%s names no keyset and none is configured (provider "
-                         "'keyset' or KMSENV_KEYSET)",
-                         uri);
-            goto err;
-        }
+        if (c->path == NULL)
+            BAD_URI("%s names no keyset and none is configured (provider "
+                    "'keyset' or KMSENV_KEYSET)",
+                    uri);
     }
-    OPENSSL_free(spec);
     return c;
-bad:
-    KMSENV_RAISE(KMSENV_R_BAD_URI,
-                 "'%s': expected kmsenv:PATH[?keyring=SPEC] with valid "
-                 "%%-escapes",
-                 uri);
 err:
-    OPENSSL_free(spec);
     st_close_ctx(c);
     return NULL;
 }
@@ -149,33 +154,111 @@ static const OSSL_PARAM *st_settable_ctx_params(void *provctx)
     return p;
 }
 
+/* Keysets are private keys: expecting anything else loads nothing (and
+ * costs no keyring call). */
 static int st_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 {
-    return 1; /* keysets are the only objects here; nothing to narrow */
+    STORE_CTX *c = loaderctx;
+    const OSSL_PARAM *p =
+        OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
+    int expect;
+
+    if (p != NULL) {
+        if (!OSSL_PARAM_get_int(p, &expect))
+            return 0;
+        c->skip = expect != 0 && expect != OSSL_STORE_INFO_PKEY;
+    }
+    return 1;
 }
 
-static int read_file(STORE_CTX *c, unsigned char **buf, size_t *len)
+/* The keyset's DER from the file: PEM or DER, checked (input.h). */
+static int read_keyset(STORE_CTX *c, unsigned char **der, size_t *len)
 {
-    BIO *in = BIO_new_file(c->path, "rb");
-    unsigned char *b = NULL;
-    long n = 0;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    char why[160];
     int r;
 
-    *buf = NULL;
-    if (in == NULL) {
-        KMSENV_RAISE(KMSENV_R_IO_ERROR, "cannot open keyset file %s", c->path);
+    if (!kmsenv_read_regular(c->path, KMSENV_MAX_INPUT, &buf, &n, why,
+                             sizeof(why))) {
+        KMSENV_RAISE(KMSENV_R_IO_ERROR, "keyset file %s %s", c->path, why);
         return 0;
     }
-    b = OPENSSL_malloc(KMSENV_MAX_INPUT);
-    while (b != NULL && n < KMSENV_MAX_INPUT &&
-           (r = BIO_read(in, b + n, (int)(KMSENV_MAX_INPUT - n))) > 0)
-        n += r;
-    BIO_free(in);
-    if (b == NULL)
-        return 0;
-    *buf = b;
-    *len = (size_t)n;
-    return 1;
+    if (kmsenv_input_is_keyset_prefix(buf, n)) {
+        r = kmsenv_input_check_der(buf, n, c->path);
+        if (r == 1) {
+            *der = buf;
+            *len = n;
+            return 1;
+        }
+    } else {
+        BIO *mem = BIO_new_mem_buf(buf, (int)n);
+
+        r = mem != NULL ? kmsenv_input_read_pem(mem, der, len, c->path) : -1;
+        BIO_free(mem);
+        if (r == 0)
+            KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                         "%s: neither a DER keyset nor a "
+                         "\"" KMSENV_KEYSET_PEM_LABEL "\" PEM block",
+                         c->path);
+    }
+    OPENSSL_free(buf);
+    return r == 1;
+}
+
+/* Loads with the KEKs of ?keyring=SPEC, each in turn ("*=KEK" redirects
+ * every recorded copy to it; the fingerprint check skips copies the KEK did
+ * not wrap). Errors of KEKs that failed are dropped once one works. */
+static KMSENV_KEYOBJ *load_with_keyring(STORE_CTX *c, const unsigned char *der,
+                                        size_t len)
+{
+    char *copy = OPENSSL_strdup(c->keyring), *tok, *save = NULL, *end;
+    KMSENV_KEYOBJ *k = NULL;
+    size_t tried = 0;
+
+    if (copy == NULL)
+        return NULL;
+    ERR_set_mark();
+    for (tok = strtok_r(copy, ";", &save); tok != NULL && k == NULL;
+         tok = strtok_r(NULL, ";", &save)) {
+        char *redirect;
+        size_t l;
+        int reason;
+
+        while (isspace((unsigned char)*tok))
+            tok++;
+        end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok == '\0')
+            continue;
+        l = strlen(tok) + 3;
+        if ((redirect = OPENSSL_malloc(l)) == NULL)
+            break;
+        snprintf(redirect, l, "*=%s", tok);
+        tried++;
+        k = kmsenv_keyobj_load(c->prov, der, len, c->path, redirect);
+        OPENSSL_free(redirect);
+        reason = ERR_GET_REASON(ERR_peek_last_error());
+        if (k == NULL && (reason == KMSENV_R_BAD_KEYSET ||
+                          reason == KMSENV_R_KEYSET_TAMPERED))
+            break; /* the keyset itself is bad: no other KEK will help */
+    }
+    if (k != NULL) {
+        ERR_pop_to_mark();
+    } else {
+        ERR_clear_last_mark();
+        if (tried == 0)
+            KMSENV_RAISE(KMSENV_R_BAD_URI, "kmsenv:%s: keyring=%s names no KEK",
+                         c->path, c->keyring);
+        else if (tried > 1)
+            KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
+                         "%s: none of the %zu KEKs of keyring=%s could unwrap "
+                         "it",
+                         c->path, tried, c->keyring);
+    }
+    OPENSSL_free(copy);
+    return k;
 }
 
 static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
@@ -183,35 +266,20 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
                    void *pw_cbarg)
 {
     STORE_CTX *c = loaderctx;
-    unsigned char *buf = NULL, *der = NULL;
+    unsigned char *der = NULL;
     size_t len = 0;
-    long derlen = 0;
-    char *name = NULL, *header = NULL;
     KMSENV_KEYOBJ *k = NULL;
     int ok = 0;
 
-    c->done = 1;
-    if (!read_file(c, &buf, &len))
+    if (c->skip || c->loaded)
+        return 0;
+    c->loaded = 1;
+    if (!read_keyset(c, &der, &len))
         goto end;
-    if (len > 10 && memcmp(buf, "-----BEGIN", 10) == 0) {
-        BIO *mem = BIO_new_mem_buf(buf, (int)len);
-        int r;
-
-        ERR_set_mark();
-        r = mem != NULL && PEM_read_bio(mem, &name, &header, &der, &derlen);
-        ERR_pop_to_mark();
-        BIO_free(mem);
-        if (!r || strcmp(name, KMSENV_KEYSET_PEM_LABEL) != 0) {
-            KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
-                         "%s: no \"" KMSENV_KEYSET_PEM_LABEL "\" PEM block",
-                         c->path);
-            goto end;
-        }
-        k = kmsenv_keyobj_load(c->prov, der, (size_t)derlen, c->path,
-                               c->redirect);
-    } else {
-        k = kmsenv_keyobj_load(c->prov, buf, len, c->path, c->redirect);
-    }
+    if (c->keyring != NULL)
+        k = load_with_keyring(c, der, len);
+    else
+        k = kmsenv_keyobj_load(c->prov, der, len, c->path, NULL);
     if (k != NULL) {
         OSSL_PARAM params[4];
         int type = OSSL_OBJECT_PKEY;
@@ -226,16 +294,15 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
     }
 end:
     kmsenv_keyobj_free(k);
-    OPENSSL_free(name);
-    OPENSSL_free(header);
     OPENSSL_free(der);
-    OPENSSL_free(buf);
     return ok;
 }
 
 static int st_eof(void *loaderctx)
 {
-    return ((STORE_CTX *)loaderctx)->done;
+    STORE_CTX *c = loaderctx;
+
+    return c->skip || c->loaded;
 }
 
 static int st_close(void *loaderctx)

@@ -1,0 +1,233 @@
+/* Bounded, checked reading of keyset input (see input.h). */
+#include "ossl/input.h"
+#include "ossl/provider.h"
+#include "envelope/keyset.h"
+#include "util/err.h"
+
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+/* Enough to see an OCTET STRING header (at most 6 bytes) and the magic. */
+#define PREFIX_LEN 14
+
+/* Parses the OCTET STRING header: 1 with *hl and *l set, 0 if the header is
+ * not complete or not an OCTET STRING with a definite length. */
+static int der_header(const unsigned char *b, size_t len, size_t *hl, size_t *l)
+{
+    size_t n, i;
+
+    if (len < 2 || b[0] != 0x04)
+        return 0;
+    if (b[1] < 0x80) {
+        *hl = 2;
+        *l = b[1];
+        return 1;
+    }
+    n = b[1] & 0x7f;
+    if (n == 0 || n > 4 || len < 2 + n)
+        return 0;
+    for (*l = 0, i = 0; i < n; i++)
+        *l = (*l << 8) | b[2 + i];
+    *hl = 2 + n;
+    return 1;
+}
+
+int kmsenv_input_is_keyset_prefix(const unsigned char *buf, size_t len)
+{
+    size_t hl, l, m;
+
+    if (!der_header(buf, len, &hl, &l) || len < hl + 4)
+        return 0; /* too little to tell: not recognisably ours */
+    m = len - hl < 8 ? len - hl : 8;
+    return memcmp(buf + hl, KMSENV_KS_MAGIC, m) == 0;
+}
+
+int kmsenv_input_check_der(const unsigned char *buf, size_t len,
+                           const char *what)
+{
+    size_t hl, l;
+
+    if (!der_header(buf, len, &hl, &l)) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "%s: keyset truncated or malformed: no complete DER "
+                     "OCTET STRING header",
+                     what);
+        return -1;
+    }
+    if (hl + l > KMSENV_MAX_INPUT) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "%s: keyset of %zu bytes is over the input limit of %d "
+                     "bytes (1 MiB)",
+                     what, hl + l, KMSENV_MAX_INPUT);
+        return -1;
+    }
+    if (len < hl + l) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "%s: keyset truncated: %zu of the %zu bytes its DER "
+                     "header declares",
+                     what, len, hl + l);
+        return -1;
+    }
+    if (len > hl + l) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "%s: trailing data after the keyset's %zu-byte DER "
+                     "encoding (nothing may follow it)",
+                     what, hl + l);
+        return -1;
+    }
+    return 1;
+}
+
+/* Reads until len bytes or EOF; returns the count, or -1 on a read error. */
+static long read_upto(BIO *in, unsigned char *b, size_t len)
+{
+    size_t got = 0, n;
+
+    while (got < len) {
+        if (!BIO_read_ex(in, b + got, len - got, &n) || n == 0)
+            break;
+        got += n;
+    }
+    return (long)got;
+}
+
+/* After refusing input, reads the rest of it: OpenSSL's file: store would
+ * otherwise go on decoding from wherever this stopped, byte by byte, and
+ * its errors would push ours out of the error queue. */
+static int drained(BIO *in)
+{
+    unsigned char sink[4096];
+    size_t n;
+
+    while (BIO_read_ex(in, sink, sizeof(sink), &n) && n > 0)
+        continue;
+    return -1;
+}
+
+int kmsenv_input_read_der(BIO *in, unsigned char **buf, size_t *len,
+                          const char *what)
+{
+    unsigned char pre[PREFIX_LEN], *b;
+    size_t hl = 0, l = 0, want;
+    long got = read_upto(in, pre, sizeof(pre)), more;
+
+    *buf = NULL;
+    *len = 0;
+    if (!kmsenv_input_is_keyset_prefix(pre, (size_t)got))
+        return 0;
+    der_header(pre, (size_t)got, &hl, &l);
+    if (hl + l > KMSENV_MAX_INPUT) {
+        kmsenv_input_check_der(pre, (size_t)got, what);
+        return drained(in);
+    }
+    /* One byte more than declared, to see trailing data. */
+    want = hl + l + 1;
+    if (want < (size_t)got)
+        want = (size_t)got;
+    if ((b = OPENSSL_malloc(want)) == NULL)
+        return -1;
+    memcpy(b, pre, (size_t)got);
+    more = read_upto(in, b + got, want - (size_t)got);
+    got += more;
+    if (kmsenv_input_check_der(b, (size_t)got, what) != 1) {
+        OPENSSL_free(b);
+        return drained(in);
+    }
+    *buf = b;
+    *len = (size_t)got;
+    return 1;
+}
+
+static const char *reason_text(unsigned long e)
+{
+    const char *s =
+        ERR_GET_LIB(e) == ERR_LIB_PEM ? ERR_reason_error_string(e) : NULL;
+
+    return s != NULL ? s : "unreadable";
+}
+
+/* The label of the first PEM block from the current position, or "" if
+ * there is none; the position is restored. 0 if it cannot be restored. */
+static int peek_label(BIO *in, char *label, size_t labellen)
+{
+    char line[256];
+    long loc = BIO_tell(in);
+    int n;
+
+    *label = '\0';
+    if (loc < 0)
+        return 0;
+    while ((n = BIO_gets(in, line, sizeof(line))) > 0) {
+        if (strncmp(line, "-----BEGIN ", 11) == 0) {
+            char *e = strstr(line + 11, "-----");
+
+            if (e != NULL && (size_t)(e - (line + 11)) < labellen) {
+                memcpy(label, line + 11, (size_t)(e - (line + 11)));
+                label[e - (line + 11)] = '\0';
+            }
+            break;
+        }
+    }
+    (void)BIO_seek(in, loc);
+    return BIO_tell(in) == loc;
+}
+
+int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
+                          const char *what)
+{
+    char label[64], *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+    int ours, r, ret = -1;
+
+    *der = NULL;
+    *derlen = 0;
+    /* Without a way back, only a block that reads cleanly is known ours. */
+    ours = peek_label(in, label, sizeof(label)) &&
+           strcmp(label, KMSENV_KEYSET_PEM_LABEL) == 0;
+    ERR_set_mark();
+    r = PEM_read_bio(in, &name, &header, &data, &len);
+    if (r <= 0) {
+        unsigned long e = ERR_peek_last_error();
+        int reason = ERR_GET_LIB(e) == ERR_LIB_PEM ? ERR_GET_REASON(e) : 0;
+
+        ERR_pop_to_mark();
+        if (!ours)
+            return 0;
+        if (reason == PEM_R_BAD_BASE64_DECODE)
+            KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                         "%s: bad PEM base64 in the \"" KMSENV_KEYSET_PEM_LABEL
+                         "\" block",
+                         what);
+        else
+            KMSENV_RAISE(
+                KMSENV_R_BAD_KEYSET,
+                "%s: malformed \"" KMSENV_KEYSET_PEM_LABEL "\" PEM block (%s)",
+                what,
+                reason == PEM_R_BAD_END_LINE || reason == PEM_R_SHORT_HEADER
+                    ? "truncated or no END line"
+                    : reason_text(e));
+        return drained(in);
+    }
+    ERR_pop_to_mark();
+    if (strcmp(name, KMSENV_KEYSET_PEM_LABEL) != 0) {
+        ret = 0;
+    } else if (header != NULL && *header != '\0') {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "%s: the \"" KMSENV_KEYSET_PEM_LABEL
+                     "\" PEM block has headers (keysets are wrapped under "
+                     "their KEKs, never password-encrypted)",
+                     what);
+    } else if (kmsenv_input_check_der(data, (size_t)len, what) == 1) {
+        *der = data;
+        *derlen = (size_t)len;
+        data = NULL;
+        ret = 1;
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    return ret < 0 ? drained(in) : ret;
+}
