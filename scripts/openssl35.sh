@@ -40,6 +40,15 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# One build at a time; a concurrent run may have just finished one.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+if prefix=$(cached); then
+    echo "$prefix"
+    exit 0
+fi
+
 pkgs=(gcc make perl dpkg-dev xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -75,7 +84,7 @@ if [ -z "$vers" ]; then
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/kmsenv-openssl35.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-chmod 755 "$work" # apt-get source downloads as _apt
+chown _apt "$work" 2>/dev/null || true # apt downloads sandboxed, as _apt
 src=
 for ver in $vers; do
     log "fetching openssl $ver source into $work"
@@ -93,7 +102,6 @@ prefix=$cache/openssl-$upstream
 
 log "building into $prefix (make -j$jobs)"
 rm -rf "$prefix"
-mkdir -p "$cache"
 start=$(date +%s)
 (
     cd "$src"
