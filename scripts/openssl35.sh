@@ -6,13 +6,14 @@
 #
 # The prefix ($KMSENV_OSSL35_CACHE, default /var/cache/kmsenv, /openssl-3.5.X)
 # is reused when its stamp file says a previous build completed; then nothing
-# is fetched. Otherwise, as root, it installs the build tools, adds a deb-src
-# entry (source only: nothing on the system is upgraded) for trixie, runs
-# apt-get source openssl=<3.5 version> (Debian patches applied as usual) in a
-# scratch dir and builds libcrypto, libssl, the openssl app and the default and
-# legacy providers: no tests, no docs. The libraries and the app carry an
-# RPATH to the prefix, so PREFIX/bin/openssl runs its own libcrypto even
-# without LD_LIBRARY_PATH.
+# is fetched (remove the prefix to pick up a newer 3.5 release). Otherwise, as
+# root, it installs the build tools, adds a deb-src entry for trixie (source
+# only: nothing on the system is upgraded), runs apt-get source
+# openssl=<3.5 version> (Debian patches applied as usual; the newest version
+# the mirror actually serves) in a scratch dir and builds libcrypto, libssl,
+# the openssl app and the default and legacy providers: no tests, no docs.
+# The libraries and the app carry a RUNPATH to the prefix, so
+# PREFIX/bin/openssl runs its own libcrypto even without LD_LIBRARY_PATH.
 set -euo pipefail
 cache=${KMSENV_OSSL35_CACHE:-/var/cache/kmsenv}
 suite=${KMSENV_OSSL35_SUITE:-trixie}
@@ -24,9 +25,9 @@ log() { echo "openssl35: $*" >&2; }
 # A complete cached build: the newest stamped openssl-3.5.* prefix.
 cached() {
     local d best=
-    for d in "$cache"/openssl-3.5.*; do
+    while read -r d; do
         [ -f "$d/$stamp" ] && [ -x "$d/bin/openssl" ] && best=$d
-    done
+    done < <(printf '%s\n' "$cache"/openssl-3.5.* | sort -V)
     [ -n "$best" ] && echo "$best"
 }
 if prefix=$(cached); then
@@ -56,7 +57,7 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt-get update -qq
+    apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
