@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: a normal build, then the same suite under ASan+UBSan,
-# then the thread tests (ctest -L threads) under ThreadSanitizer.
+# then the thread tests (ctest -L threads) under ThreadSanitizer, then the
+# suite again against OpenSSL 3.5 (scripts/openssl35.sh: Debian trixie's
+# source, built once into a cached prefix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -18,3 +20,22 @@ cmake --build build-asan -j"$jobs"
 cmake -S . -B build-tsan -DKMSENV_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-tsan -j"$jobs"
 (cd build-tsan && ctest -L threads --output-on-failure)
+
+ossl35=$(scripts/openssl35.sh)
+# A build dir configured for another prefix (an older cached 3.5) starts over.
+if [ -f build-ossl35/CMakeCache.txt ] &&
+   [ "$(sed -n 's/^OPENSSL_ROOT_DIR:[A-Z]*=//p' build-ossl35/CMakeCache.txt)" != "$ossl35" ]; then
+    rm -f build-ossl35/CMakeCache.txt
+fi
+cmake -S . -B build-ossl35 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DOPENSSL_ROOT_DIR="$ossl35" -DKMSENV_OPENSSL="$ossl35/bin/openssl" >/dev/null
+cmake --build build-ossl35 -j"$jobs"
+# Every openssl the tests run is the 3.5 one, and every libssl/libcrypto.so.3
+# loaded (libcurl's, Net::SSLeay's) the 3.5 build too: same soname, so the
+# module and libcurl share the one libcrypto of the process.
+(
+    export PATH="$ossl35/bin:$PATH" LD_LIBRARY_PATH="$ossl35/lib"
+    openssl version | grep -q '^OpenSSL 3\.5\.' ||
+        { echo "3.5 leg: openssl on PATH is $(openssl version)" >&2; exit 1; }
+    cd build-ossl35 && ctest --output-on-failure
+)
