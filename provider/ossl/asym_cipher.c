@@ -4,8 +4,9 @@
  * or "kmsenv-replace-context" (the same text; replaces the context). */
 #include "envelope/context.h"
 #include "envelope/record.h"
-#include "ossl/keyobj.h"
+#include "keys/keyobj.h"
 #include "ossl/params.h"
+#include "ossl/provider.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -145,9 +146,9 @@ static int rc_encrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (!lease(c, 1, 0))
         return 0;
-    return kmsenv_record_seal(&c->lease->rk, c->prov->libctx, c->key->ks.id,
-                              c->ctxenc.p, c->ctxenc.len, NULL, in, inlen, out,
-                              outlen);
+    return kmsenv_record_seal(&c->lease->rk, c->prov->libctx,
+                              kmsenv_keyobj_id(c->key), c->ctxenc.p,
+                              c->ctxenc.len, NULL, in, inlen, out, outlen);
 }
 
 static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
@@ -174,8 +175,9 @@ static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     }
     if (!lease(c, 0, version))
         return 0;
-    if (!kmsenv_record_open(&c->lease->rk, c->key->ks.id, c->ctxenc.p,
-                            c->ctxenc.len, in, inlen, out, outlen)) {
+    if (!kmsenv_record_open(&c->lease->rk, kmsenv_keyobj_id(c->key),
+                            c->ctxenc.p, c->ctxenc.len, in, inlen, out,
+                            outlen)) {
         kmsenv_ctx_describe(&c->ectx, desc, sizeof(desc));
         KMSENV_RAISE(KMSENV_R_RECORD_AUTH_FAILED,
                      "%s, version %u: decryption refused under context {%s}",

@@ -1,8 +1,8 @@
 /* DECODERs: our PEM labels to DER (OpenSSL 3.0's pem2der drops labels it
  * does not know), and DER to a KMSENV-KEYSET key. The DER decoder is where
  * the keyring unwrap happens: once per load. */
-#include "ossl/input.h"
-#include "ossl/keyobj.h"
+#include "keys/loader.h"
+#include "keys/keyobj.h"
 #include "ossl/provider.h"
 #include "util/err.h"
 
@@ -137,7 +137,7 @@ static int load_and_pass_on(KMSENV_PROV *prov, const unsigned char *der,
     ERR_pop_to_mark(); /* the probe's "nothing decoded" is moot */
     *wanted = 1;
     handoff.probing = 0;
-    if ((k = kmsenv_keyobj_load(prov, der, len, NULL, NULL)) == NULL) {
+    if ((k = kmsenv_keyobj_load(&prov->keys, der, len, NULL, NULL)) == NULL) {
         handoff_clear();
         return 0;
     }
@@ -206,13 +206,13 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
             OPENSSL_free(buf);
             return 1;
         }
-        if (handoff.k != NULL && handoff.k->prov == prov) {
+        if (handoff.k != NULL && handoff.k->env == &prov->keys) {
             k = handoff.k;
             handoff.k = NULL;
         }
     }
     if (k == NULL)
-        k = kmsenv_keyobj_load(prov, buf, len, NULL, NULL);
+        k = kmsenv_keyobj_load(&prov->keys, buf, len, NULL, NULL);
     ok = k != NULL && emit_ref(&k, data_cb, data_cbarg);
     kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
     OPENSSL_free(buf);

@@ -6,7 +6,7 @@
  * refused rather than silently ignored. A keyset has no public part: public
  * key requests (SubjectPublicKeyInfo, "openssl pkey -pubout") reach an
  * encoder that says so instead of failing without a word. */
-#include "ossl/keyobj.h"
+#include "keys/keyobj.h"
 #include "ossl/provider.h"
 #include "util/err.h"
 

@@ -1,6 +1,6 @@
 /* KEYMGMT for KMSENV-KEYSET: opaque keysets. Secrets never leave: export
  * and import are refused; encoders write only the wrapped form. */
-#include "ossl/keyobj.h"
+#include "keys/keyobj.h"
 #include "ossl/params.h"
 #include "ossl/provider.h"
 #include "util/err.h"
@@ -44,7 +44,7 @@ static OSSL_FUNC_keymgmt_query_operation_name_fn ks_query_operation_name;
 
 static void *ks_new(void *provctx)
 {
-    return kmsenv_keyobj_new(provctx);
+    return kmsenv_keyobj_new(&((KMSENV_PROV *)provctx)->keys);
 }
 
 static void ks_free(void *keydata)
@@ -85,7 +85,8 @@ static int ks_match(const void *a, const void *b, int selection)
 {
     const KMSENV_KEYOBJ *x = a, *y = b;
 
-    return memcmp(x->ks.id, y->ks.id, sizeof(x->ks.id)) == 0;
+    return memcmp(kmsenv_keyobj_id(x), kmsenv_keyobj_id(y),
+                  KMSENV_KEYSET_ID_LEN) == 0;
 }
 
 static const OSSL_PARAM *ks_gettable_params(void *provctx)
@@ -106,7 +107,8 @@ static int ks_get_params(void *keydata, OSSL_PARAM params[])
     KMSENV_KEYOBJ *k = keydata;
     OSSL_PARAM *p;
     char hex[33];
-    unsigned int primary, nver;
+    uint32_t primary;
+    size_t nver;
 
     if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL &&
         !OSSL_PARAM_set_int(p, 256))
@@ -120,20 +122,17 @@ static int ks_get_params(void *keydata, OSSL_PARAM params[])
         !OSSL_PARAM_set_int(p, 47))
         return 0;
     if ((p = OSSL_PARAM_locate(params, P_KEYSET_ID)) != NULL) {
-        kmsenv_hex(hex, k->ks.id, 16);
+        kmsenv_hex(hex, kmsenv_keyobj_id(k), 16);
         if (!OSSL_PARAM_set_utf8_string(p, hex))
             return 0;
     }
-    if (!CRYPTO_THREAD_read_lock(k->lock))
+    if (!kmsenv_keyobj_versions(k, &primary, &nver))
         return 0;
-    primary = k->ks.primary;
-    nver = (unsigned int)k->ks.nver;
-    CRYPTO_THREAD_unlock(k->lock);
     if ((p = OSSL_PARAM_locate(params, P_PRIMARY)) != NULL &&
         !OSSL_PARAM_set_uint(p, primary))
         return 0;
     if ((p = OSSL_PARAM_locate(params, P_NVERSIONS)) != NULL &&
-        !OSSL_PARAM_set_uint(p, nver))
+        !OSSL_PARAM_set_uint(p, (unsigned int)nver))
         return 0;
     return 1;
 }
@@ -241,7 +240,7 @@ static void *ks_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
         KMSENV_RAISE(KMSENV_R_NO_KEYRING, "cannot generate a keyset");
         return NULL;
     }
-    return kmsenv_keyobj_generate(g->prov, spec);
+    return kmsenv_keyobj_generate(&g->prov->keys, spec);
 }
 
 static void ks_gen_cleanup(void *genctx)

@@ -5,11 +5,8 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/types.h>
+#include "keys/keyobj.h"
 #include "kms/keyring.h"
-
-#define KMSENV_KEYSET_NAME "KMSENV-KEYSET"
-#define KMSENV_KEYSET_PEM_LABEL "KMSENV KEYSET"
-#define KMSENV_KEYSET_STRUCTURE "kmsenv-keyset"
 
 /* Settings: openssl.cnf provider section, then the environment wins. */
 typedef struct {
@@ -23,8 +20,9 @@ typedef struct {
     char *debug;          /* debug / KMSENV_DEBUG */
     KMSENV_AWS_CFG aws;   /* aws_* keys, ca_file, timeouts, ... */
     KMSENV_AWS_STATE *aws_state;
-    int http_ref;       /* holds a kmsenv_http_global_ref */
-    KMSENV_KMS_ENV kms; /* what keyrings see: libctx + the two above */
+    int http_ref;         /* holds a kmsenv_http_global_ref */
+    KMSENV_KMS_ENV kms;   /* what keyrings see: libctx + the two above */
+    KMSENV_KEYS_ENV keys; /* what key objects see: libctx, kms, redirect */
 } KMSENV_PROV;
 
 extern const OSSL_DISPATCH kmsenv_keyset_keymgmt_functions[];

@@ -11,8 +11,8 @@
  *
  * Only private keys live here: when OSSL_STORE_expect() asks for anything
  * else (certificates, public keys ...), nothing is read or unwrapped. */
-#include "ossl/input.h"
-#include "ossl/keyobj.h"
+#include "keys/loader.h"
+#include "keys/keyobj.h"
 #include "ossl/provider.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -237,7 +237,7 @@ static KMSENV_KEYOBJ *load_with_keyring(STORE_CTX *c, const unsigned char *der,
             break;
         snprintf(redirect, l, "*=%s", tok);
         tried++;
-        k = kmsenv_keyobj_load(c->prov, der, len, c->path, redirect);
+        k = kmsenv_keyobj_load(&c->prov->keys, der, len, c->path, redirect);
         OPENSSL_free(redirect);
         reason = ERR_GET_REASON(ERR_peek_last_error());
         if (k == NULL && (reason == KMSENV_R_BAD_KEYSET ||
@@ -279,7 +279,7 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
     if (c->keyring != NULL)
         k = load_with_keyring(c, der, len);
     else
-        k = kmsenv_keyobj_load(c->prov, der, len, c->path, NULL);
+        k = kmsenv_keyobj_load(&c->prov->keys, der, len, c->path, NULL);
     if (k != NULL) {
         OSSL_PARAM params[4];
         int type = OSSL_OBJECT_PKEY;

@@ -1,15 +1,17 @@
-/* The KMSENV-KEYSET key object: an opened keyset (data keys in secure
- * memory), its wrapped encoding, and per-version XAES templates. Shared by
- * keymgmt, decoders, the store and the record cipher. */
-#ifndef KMSENV_OSSL_KEYOBJ_H
-#define KMSENV_OSSL_KEYOBJ_H
+/* Key objects: reference counted, locked, named, holding their wrapped form
+ * (what encoders write) and never exporting a secret. Kinds: an opened
+ * keyset (data keys in secure memory, per-version XAES templates, leases
+ * for records); wrapped private keys next. Shared by keymgmt, decoders,
+ * the store and the ciphers. No OSSL_DISPATCH here. */
+#ifndef KMSENV_KEYS_KEYOBJ_H
+#define KMSENV_KEYS_KEYOBJ_H
 
 #include <stdatomic.h>
 #include <openssl/crypto.h>
 #include "envelope/keyset.h"
 #include "envelope/record.h"
 #include "envelope/xaes.h"
-#include "ossl/provider.h"
+#include "kms/keyring.h"
 
 /* A lease: a caller's own working record key for one version. It stays
  * valid while the keyset's versions and states are unchanged, so a caller
@@ -30,8 +32,23 @@ typedef struct {
     char pad[64 - sizeof(void *)];
 } KMSENV_LEASE_SLOT;
 
+/* What key objects need from the provider instance: its library context,
+ * its keyrings' settings and the KEK redirect setting. */
 typedef struct {
-    KMSENV_PROV *prov;
+    OSSL_LIB_CTX *libctx;
+    const KMSENV_KMS_ENV *kms;
+    const char *redirect; /* FROM=TO[;...] or NULL */
+} KMSENV_KEYS_ENV;
+
+enum kmsenv_key_kind { KMSENV_KIND_KEYSET = 1 };
+
+#define KMSENV_KEYSET_NAME "KMSENV-KEYSET"
+#define KMSENV_KEYSET_PEM_LABEL "KMSENV KEYSET"
+#define KMSENV_KEYSET_STRUCTURE "kmsenv-keyset"
+
+typedef struct {
+    const KMSENV_KEYS_ENV *env;
+    int kind;
     _Atomic int refs;
     CRYPTO_RWLOCK *lock;
     KMSENV_KEYSET ks;
@@ -51,7 +68,7 @@ typedef struct {
 } KMSENV_KEYOBJ;
 
 /* Reference counted: new and up_ref give a reference, free drops one. */
-KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov);
+KMSENV_KEYOBJ *kmsenv_keyobj_new(const KMSENV_KEYS_ENV *env);
 int kmsenv_keyobj_up_ref(KMSENV_KEYOBJ *k);
 void kmsenv_keyobj_free(KMSENV_KEYOBJ *k);
 /* An independent copy (EVP_PKEY_dup): changing one leaves the other. */
@@ -59,11 +76,12 @@ KMSENV_KEYOBJ *kmsenv_keyobj_dup(KMSENV_KEYOBJ *k);
 
 /* Decodes a wrapped keyset and unwraps it: exactly one keyring call.
  * redirect overrides the provider's redirect setting when not NULL. */
-KMSENV_KEYOBJ *kmsenv_keyobj_load(KMSENV_PROV *prov, const unsigned char *der,
-                                  size_t len, const char *origin,
-                                  const char *redirect);
+KMSENV_KEYOBJ *kmsenv_keyobj_load(const KMSENV_KEYS_ENV *env,
+                                  const unsigned char *der, size_t len,
+                                  const char *origin, const char *redirect);
 /* Creates a new keyset with one primary version under keyring spec. */
-KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec);
+KMSENV_KEYOBJ *kmsenv_keyobj_generate(const KMSENV_KEYS_ENV *env,
+                                      const char *spec);
 
 /* Mutations (take the write lock, re-encode). */
 int kmsenv_keyobj_rotate(KMSENV_KEYOBJ *k);
@@ -82,9 +100,14 @@ void kmsenv_lease_release(KMSENV_LEASE *l);
 KMSENV_LEASE *kmsenv_keyobj_lease_take(KMSENV_KEYOBJ *k);
 void kmsenv_keyobj_lease_park(KMSENV_KEYOBJ *k, KMSENV_LEASE *l);
 
+/* The keyset id (immutable) and, read under the lock, the primary version
+ * and the number of versions. */
+const unsigned char *kmsenv_keyobj_id(const KMSENV_KEYOBJ *k);
+int kmsenv_keyobj_versions(KMSENV_KEYOBJ *k, uint32_t *primary, size_t *n);
+
 /* Encoded wrapped keyset, copied out under the read lock. */
 int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der, size_t *len);
 /* Writes the metadata description (no secrets). */
 int kmsenv_keyobj_describe(KMSENV_KEYOBJ *k, BIO *out);
 
-#endif
+#endif /* KMSENV_KEYS_KEYOBJ_H */

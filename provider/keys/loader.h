@@ -4,8 +4,8 @@
  * bad PEM base64 ...). Functions returning int: 1 a keyset (checked), 0 not
  * a keyset (nothing raised: not ours, come back empty-handed), -1 a keyset
  * that cannot be used (error raised). */
-#ifndef KMSENV_OSSL_INPUT_H
-#define KMSENV_OSSL_INPUT_H
+#ifndef KMSENV_KEYS_LOADER_H
+#define KMSENV_KEYS_LOADER_H
 
 #include <stddef.h>
 #include <openssl/bio.h>

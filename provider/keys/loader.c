@@ -1,6 +1,6 @@
 /* Bounded, checked reading of keyset input (see input.h). */
-#include "ossl/input.h"
-#include "ossl/provider.h"
+#include "keys/loader.h"
+#include "keys/keyobj.h"
 #include "envelope/keyset.h"
 #include "util/err.h"
 

@@ -1,4 +1,4 @@
-#include "ossl/keyobj.h"
+#include "keys/keyobj.h"
 #include "kms/keyring.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -11,13 +11,14 @@
 #include <openssl/bio.h>
 #include <openssl/rand.h>
 
-KMSENV_KEYOBJ *kmsenv_keyobj_new(KMSENV_PROV *prov)
+KMSENV_KEYOBJ *kmsenv_keyobj_new(const KMSENV_KEYS_ENV *env)
 {
     KMSENV_KEYOBJ *k = OPENSSL_zalloc(sizeof(*k));
 
     if (k == NULL)
         return NULL;
-    k->prov = prov;
+    k->env = env;
+    k->kind = KMSENV_KIND_KEYSET;
     atomic_init(&k->refs, 1);
     k->lock = CRYPTO_THREAD_lock_new();
     if (k->lock == NULL) {
@@ -73,7 +74,7 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode);
 
 KMSENV_KEYOBJ *kmsenv_keyobj_dup(KMSENV_KEYOBJ *k)
 {
-    KMSENV_KEYOBJ *d = kmsenv_keyobj_new(k->prov);
+    KMSENV_KEYOBJ *d = kmsenv_keyobj_new(k->env);
     int ok;
 
     if (d == NULL)
@@ -116,7 +117,7 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
     if (x == NULL)
         return 0;
     if (k->gcm == NULL && (k->gcm = EVP_CIPHER_fetch(
-                               k->prov->libctx, "AES-256-GCM", NULL)) == NULL) {
+                               k->env->libctx, "AES-256-GCM", NULL)) == NULL) {
         OPENSSL_free(x);
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE,
                      "AES-256-GCM unavailable (is the default provider "
@@ -124,14 +125,14 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
         return 0;
     }
     for (i = 0; i < k->ks.nver; i++)
-        if (!kmsenv_xaes_init(&x[i], k->prov->libctx,
+        if (!kmsenv_xaes_init(&x[i], k->env->libctx,
                               kmsenv_keyset_key(&k->ks, (int)i))) {
             free_xaes(x, k->ks.nver);
             return 0;
         }
     if (reencode) {
         kmsenv_wr_init(&w);
-        if (!kmsenv_keyset_encode(&k->ks, k->prov->libctx, NULL, &w)) {
+        if (!kmsenv_keyset_encode(&k->ks, k->env->libctx, NULL, &w)) {
             kmsenv_wr_free(&w);
             free_xaes(x, k->ks.nver);
             return 0;
@@ -147,11 +148,11 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
     return 1;
 }
 
-KMSENV_KEYOBJ *kmsenv_keyobj_load(KMSENV_PROV *prov, const unsigned char *der,
-                                  size_t len, const char *origin,
-                                  const char *redirect)
+KMSENV_KEYOBJ *kmsenv_keyobj_load(const KMSENV_KEYS_ENV *env,
+                                  const unsigned char *der, size_t len,
+                                  const char *origin, const char *redirect)
 {
-    KMSENV_KEYOBJ *k = kmsenv_keyobj_new(prov);
+    KMSENV_KEYOBJ *k = kmsenv_keyobj_new(env);
     KMSENV_CONTEXT ectx;
     const char *label = origin != NULL ? origin : "keyset";
 
@@ -162,10 +163,10 @@ KMSENV_KEYOBJ *kmsenv_keyobj_load(KMSENV_PROV *prov, const unsigned char *der,
         goto err;
     set_name(k, origin);
     if (!kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
-        !kmsenv_keyring_unwrap(&prov->kms, k->ks.wrap, k->ks.nwrap,
-                               redirect != NULL ? redirect : prov->redirect,
+        !kmsenv_keyring_unwrap(env->kms, k->ks.wrap, k->ks.nwrap,
+                               redirect != NULL ? redirect : env->redirect,
                                &ectx, KMSENV_KEY_LEN, &k->ks.ksk, k->name) ||
-        !kmsenv_keyset_unseal(&k->ks, prov->libctx, k->name))
+        !kmsenv_keyset_unseal(&k->ks, env->libctx, k->name))
         goto err;
     k->der = OPENSSL_memdup(der, len);
     k->derlen = len;
@@ -182,9 +183,10 @@ err:
     return NULL;
 }
 
-KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec)
+KMSENV_KEYOBJ *kmsenv_keyobj_generate(const KMSENV_KEYS_ENV *env,
+                                      const char *spec)
 {
-    KMSENV_KEYOBJ *k = kmsenv_keyobj_new(prov);
+    KMSENV_KEYOBJ *k = kmsenv_keyobj_new(env);
     KMSENV_KEYRING *kr = NULL;
     KMSENV_CONTEXT ectx;
 
@@ -197,14 +199,14 @@ KMSENV_KEYOBJ *kmsenv_keyobj_generate(KMSENV_PROV *prov, const char *spec)
     }
     k->ks.created = (uint64_t)time(NULL);
     k->ks.alg = KMSENV_KS_ALG_XAES256GCM;
-    if (RAND_bytes_ex(prov->libctx, k->ks.id, sizeof(k->ks.id), 0) <= 0)
+    if (RAND_bytes_ex(env->libctx, k->ks.id, sizeof(k->ks.id), 0) <= 0)
         goto err;
     set_name(k, NULL);
-    if (!kmsenv_keyring_open(&prov->kms, spec, &kr) ||
+    if (!kmsenv_keyring_open(env->kms, spec, &kr) ||
         !kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") ||
         !kmsenv_keyring_generate(kr, &ectx, KMSENV_KEY_LEN, &k->ks.ksk,
                                  &k->ks.wrap, &k->ks.nwrap) ||
-        !kmsenv_keyset_add_version(&k->ks, prov->libctx, NULL, k->ks.created) ||
+        !kmsenv_keyset_add_version(&k->ks, env->libctx, NULL, k->ks.created) ||
         !refresh(k, 1))
         goto err;
     k->loaded = 1;
@@ -242,7 +244,7 @@ static int do_rotate(KMSENV_KEYOBJ *k, const void *arg)
     uint32_t primary = k->ks.primary;
     size_t i;
 
-    if (!kmsenv_keyset_add_version(&k->ks, k->prov->libctx, NULL,
+    if (!kmsenv_keyset_add_version(&k->ks, k->env->libctx, NULL,
                                    (uint64_t)time(NULL)))
         return 0;
     if (!refresh(k, 1)) {
@@ -308,7 +310,7 @@ static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
     int ok;
 
     kmsenv_ctx_init(&ectx);
-    ok = kmsenv_keyring_open(&k->prov->kms, spec, &kr) &&
+    ok = kmsenv_keyring_open(k->env->kms, spec, &kr) &&
          kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") &&
          kmsenv_keyring_rewrap(kr, &ectx, oldw, oldn, &k->ks.ksk, &ws, &nws);
     if (ok) {
@@ -418,6 +420,21 @@ void kmsenv_keyobj_lease_park(KMSENV_KEYOBJ *k, KMSENV_LEASE *l)
     if (l != NULL)
         lease_free(atomic_exchange_explicit(&k->parked[slot_of_thread()].lease,
                                             l, memory_order_acq_rel));
+}
+
+const unsigned char *kmsenv_keyobj_id(const KMSENV_KEYOBJ *k)
+{
+    return k->ks.id;
+}
+
+int kmsenv_keyobj_versions(KMSENV_KEYOBJ *k, uint32_t *primary, size_t *n)
+{
+    if (!CRYPTO_THREAD_read_lock(k->lock))
+        return 0;
+    *primary = k->ks.primary;
+    *n = k->ks.nver;
+    CRYPTO_THREAD_unlock(k->lock);
+    return 1;
 }
 
 int kmsenv_keyobj_get_der(KMSENV_KEYOBJ *k, unsigned char **der, size_t *len)
