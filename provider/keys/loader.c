@@ -3,7 +3,10 @@
 #include "keys/keyobj.h"
 #include "envelope/keyset.h"
 #include "util/err.h"
+#include "util/file.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -230,4 +233,158 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
     OPENSSL_free(header);
     OPENSSL_free(data);
     return ret < 0 ? drained(in) : ret;
+}
+
+int kmsenv_loader_read_file(const char *path, unsigned char **der, size_t *len)
+{
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    char why[160];
+    int r;
+
+    *der = NULL;
+    *len = 0;
+    if (!kmsenv_read_regular(path, KMSENV_MAX_INPUT, &buf, &n, why,
+                             sizeof(why))) {
+        KMSENV_RAISE(KMSENV_R_IO_ERROR, "keyset file %s %s", path, why);
+        return 0;
+    }
+    if (kmsenv_input_is_keyset_prefix(buf, n)) {
+        r = kmsenv_input_check_der(buf, n, path);
+        if (r == 1) {
+            *der = buf;
+            *len = n;
+            return 1;
+        }
+    } else {
+        BIO *mem = BIO_new_mem_buf(buf, (int)n);
+
+        r = mem != NULL ? kmsenv_input_read_pem(mem, der, len, path) : -1;
+        BIO_free(mem);
+        if (r == 0)
+            KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                         "%s: neither a DER keyset nor a "
+                         "\"" KMSENV_KEYSET_PEM_LABEL "\" PEM block",
+                         path);
+    }
+    OPENSSL_free(buf);
+    return r == 1;
+}
+
+/* With the KEKs of keyring, each in turn ("*=KEK" redirects every recorded
+ * copy to it; the fingerprint check skips copies the KEK did not wrap).
+ * Errors of KEKs that failed are dropped once one works. */
+static KMSENV_KEYOBJ *load_with_keyring(const KMSENV_KEYS_ENV *env,
+                                        const unsigned char *der, size_t len,
+                                        const char *origin, const char *keyring)
+{
+    char *copy = OPENSSL_strdup(keyring), *tok, *save = NULL, *end;
+    KMSENV_KEYOBJ *k = NULL;
+    size_t tried = 0;
+
+    if (copy == NULL)
+        return NULL;
+    ERR_set_mark();
+    for (tok = strtok_r(copy, ";", &save); tok != NULL && k == NULL;
+         tok = strtok_r(NULL, ";", &save)) {
+        char *redirect;
+        size_t l;
+        int reason;
+
+        while (isspace((unsigned char)*tok))
+            tok++;
+        end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok == '\0')
+            continue;
+        l = strlen(tok) + 3;
+        if ((redirect = OPENSSL_malloc(l)) == NULL)
+            break;
+        snprintf(redirect, l, "*=%s", tok);
+        tried++;
+        k = kmsenv_keyobj_load(env, der, len, origin, redirect);
+        OPENSSL_free(redirect);
+        reason = ERR_GET_REASON(ERR_peek_last_error());
+        if (k == NULL && (reason == KMSENV_R_BAD_KEYSET ||
+                          reason == KMSENV_R_KEYSET_TAMPERED))
+            break; /* the keyset itself is bad: no other KEK will help */
+    }
+    if (k != NULL) {
+        ERR_pop_to_mark();
+    } else {
+        ERR_clear_last_mark();
+        if (tried == 0)
+            KMSENV_RAISE(KMSENV_R_BAD_URI, "%s: keyring=%s names no KEK",
+                         origin, keyring);
+        else if (tried > 1)
+            KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
+                         "%s: none of the %zu KEKs of keyring=%s could unwrap "
+                         "it",
+                         origin, tried, keyring);
+    }
+    OPENSSL_free(copy);
+    return k;
+}
+
+KMSENV_KEYOBJ *kmsenv_loader_load(const KMSENV_KEYS_ENV *env,
+                                  const unsigned char *der, size_t len,
+                                  const char *origin, const char *keyring)
+{
+    if (keyring != NULL)
+        return load_with_keyring(env, der, len, origin, keyring);
+    return kmsenv_keyobj_load(env, der, len, origin, NULL);
+}
+
+KMSENV_KEYOBJ *kmsenv_loader_load_file(const KMSENV_KEYS_ENV *env,
+                                       const char *path, const char *keyring)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    KMSENV_KEYOBJ *k = NULL;
+
+    if (kmsenv_loader_read_file(path, &der, &len))
+        k = kmsenv_loader_load(env, der, len, path, keyring);
+    OPENSSL_free(der);
+    return k;
+}
+
+/*
+ * The handoff. OpenSSL 3.0's file: store runs PEM->DER decoders, then
+ * decodes the DER again in ossl_store_handle_load_result(), where errors of
+ * a decoder that produces nothing are discarded and a key reference is
+ * resolved against the store's provider. So the pre-decoder loads the
+ * keyset itself (a failure keeps its errors), parks it here, and passes the
+ * DER on; the key decoder, running synchronously inside that callback,
+ * takes it instead of unwrapping again. The slot lives only for that
+ * callback (OpenSSL 3.5 takes the same path: the early load is still
+ * needed there, since the store still drops those errors).
+ */
+static _Thread_local KMSENV_HANDOFF handoff;
+
+KMSENV_HANDOFF *kmsenv_handoff(void)
+{
+    return &handoff;
+}
+
+int kmsenv_handoff_holds(const unsigned char *der, size_t len)
+{
+    return handoff.der != NULL && handoff.len == len &&
+           memcmp(handoff.der, der, len) == 0;
+}
+
+void kmsenv_handoff_clear(void)
+{
+    kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
+    memset(&handoff, 0, sizeof(handoff));
+}
+
+KMSENV_KEYOBJ *kmsenv_handoff_take(const KMSENV_KEYS_ENV *env)
+{
+    KMSENV_KEYOBJ *k = handoff.k;
+
+    if (k == NULL || k->env != env)
+        return NULL;
+    handoff.k = NULL;
+    return k;
 }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <openssl/bio.h>
+#include "keys/keyobj.h"
 
 #define KMSENV_MAX_INPUT (1024 * 1024)
 
@@ -32,5 +33,41 @@ int kmsenv_input_read_der(BIO *in, unsigned char **buf, size_t *len,
  * 0. */
 int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
                           const char *what);
+
+/* The keyset at path (a regular file of at most KMSENV_MAX_INPUT bytes,
+ * PEM or DER) as checked DER in *der (OPENSSL_free it). 1, or 0 with an
+ * error naming the file. */
+int kmsenv_loader_read_file(const char *path, unsigned char **der, size_t *len);
+
+/* Loads a keyset from its DER: one unwrap with the KEKs it records (and the
+ * provider's redirect), or, with keyring (a spec, KEKs separated by ';'),
+ * with each of those KEKs in turn until one unwraps. origin names it. */
+KMSENV_KEYOBJ *kmsenv_loader_load(const KMSENV_KEYS_ENV *env,
+                                  const unsigned char *der, size_t len,
+                                  const char *origin, const char *keyring);
+
+/* Both: the keyset at path, with keyring as above (may be NULL). */
+KMSENV_KEYOBJ *kmsenv_loader_load_file(const KMSENV_KEYS_ENV *env,
+                                       const char *path, const char *keyring);
+
+/* The OpenSSL 3.0 file: store handoff (see loader.c): a keyset loaded early
+ * by a pre-decoder is parked for the key decoder that runs synchronously
+ * inside the same callback, so it is unwrapped once and its load errors
+ * are not lost. One slot per thread. */
+typedef struct {
+    const unsigned char *der; /* NULL: no handoff in progress */
+    size_t len;
+    int probing; /* first pass: is a private key wanted? */
+    int wanted;  /* set by the key decoder during the probe */
+    KMSENV_KEYOBJ *k;
+} KMSENV_HANDOFF;
+
+KMSENV_HANDOFF *kmsenv_handoff(void);
+/* Whether the slot holds exactly these bytes. */
+int kmsenv_handoff_holds(const unsigned char *der, size_t len);
+/* Empties the slot, freeing a parked object nobody took. */
+void kmsenv_handoff_clear(void);
+/* The parked object if it belongs to env (the caller owns it), else NULL. */
+KMSENV_KEYOBJ *kmsenv_handoff_take(const KMSENV_KEYS_ENV *env);
 
 #endif

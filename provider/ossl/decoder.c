@@ -53,14 +53,7 @@ static int emit_ref(KMSENV_KEYOBJ **k, OSSL_CALLBACK *data_cb, void *data_cbarg)
 
 /*
  * One unwrap per load, only when a private key is wanted, and errors that
- * reach the user.
- *
- * OpenSSL 3.0's file: store runs PEM->DER decoders, then decodes the DER
- * again in ossl_store_handle_load_result(), where errors of a decoder that
- * produces nothing are discarded, and where a key reference is resolved
- * against the store's provider (so a reference from here cannot be used).
- * So the PEM (and DER) pre-decoder loads the keyset itself: a failure
- * returns 0 and keeps its errors.
+ * reach the user (keys/loader.c explains the handoff).
  *
  * The file: store runs these pre-decoders with selection 0 whatever it was
  * asked for (storeutl -certs, pkey -pubin); only the second decode knows
@@ -68,30 +61,9 @@ static int emit_ref(KMSENV_KEYOBJ **k, OSSL_CALLBACK *data_cb, void *data_cbarg)
  * passes the DER on as a probe: der2keyset, if it runs for a selection that
  * wants a private key, records that and comes back empty-handed. Only then
  * is the keyset loaded, parked in this thread's handoff slot and passed on
- * again; der2keyset, which runs synchronously inside the same data
- * callback, takes it instead of unwrapping again. The slot is emptied when
- * the callback returns, whoever consumed it.
+ * again. The slot is emptied when the callback returns, whoever consumed
+ * it.
  */
-static _Thread_local struct {
-    const unsigned char *der; /* NULL: no handoff in progress */
-    size_t len;
-    int probing; /* first pass: is a private key wanted? */
-    int wanted;  /* set by der2keyset during the probe */
-    KMSENV_KEYOBJ *k;
-} handoff;
-
-static int handoff_holds(const unsigned char *der, size_t len)
-{
-    return handoff.der != NULL && handoff.len == len &&
-           memcmp(handoff.der, der, len) == 0;
-}
-
-static void handoff_clear(void)
-{
-    kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
-    memset(&handoff, 0, sizeof(handoff));
-}
-
 /* Passes a keyset's DER to the next decoder (structure may be NULL). */
 static int pass_on(const unsigned char *der, size_t len, const char *structure,
                    OSSL_CALLBACK *data_cb, void *data_cbarg)
@@ -118,32 +90,33 @@ static int load_and_pass_on(KMSENV_PROV *prov, const unsigned char *der,
                             OSSL_CALLBACK *data_cb, void *data_cbarg,
                             int *wanted)
 {
+    KMSENV_HANDOFF *handoff = kmsenv_handoff();
     KMSENV_KEYOBJ *k;
     int ok;
 
     *wanted = 0;
-    if (handoff.der != NULL) /* nested in another handoff: no early load */
+    if (handoff->der != NULL) /* nested in another handoff: no early load */
         return pass_on(der, len, structure, data_cb, data_cbarg);
-    handoff.der = der;
-    handoff.len = len;
-    handoff.probing = 1;
+    handoff->der = der;
+    handoff->len = len;
+    handoff->probing = 1;
     ERR_set_mark();
     ok = pass_on(der, len, structure, data_cb, data_cbarg);
-    if (!handoff.wanted) {
+    if (!handoff->wanted) {
         ERR_clear_last_mark();
-        handoff_clear();
+        kmsenv_handoff_clear();
         return ok;
     }
     ERR_pop_to_mark(); /* the probe's "nothing decoded" is moot */
     *wanted = 1;
-    handoff.probing = 0;
-    if ((k = kmsenv_keyobj_load(&prov->keys, der, len, NULL, NULL)) == NULL) {
-        handoff_clear();
+    handoff->probing = 0;
+    if ((k = kmsenv_loader_load(&prov->keys, der, len, NULL, NULL)) == NULL) {
+        kmsenv_handoff_clear();
         return 0;
     }
-    handoff.k = k;
+    handoff->k = k;
     ok = pass_on(der, len, structure, data_cb, data_cbarg);
-    handoff_clear();
+    kmsenv_handoff_clear();
     return ok;
 }
 
@@ -200,19 +173,17 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     BIO_free(in);
     if (r <= 0) /* not a keyset: come back empty-handed */
         return r == 0;
-    if (handoff_holds(buf, len)) {
-        if (handoff.probing) {
-            handoff.wanted = 1; /* the pre-decoder loads it, then comes back */
+    if (kmsenv_handoff_holds(buf, len)) {
+        if (kmsenv_handoff()->probing) {
+            /* the pre-decoder loads it, then comes back */
+            kmsenv_handoff()->wanted = 1;
             OPENSSL_free(buf);
             return 1;
         }
-        if (handoff.k != NULL && handoff.k->env == &prov->keys) {
-            k = handoff.k;
-            handoff.k = NULL;
-        }
+        k = kmsenv_handoff_take(&prov->keys);
     }
     if (k == NULL)
-        k = kmsenv_keyobj_load(&prov->keys, buf, len, NULL, NULL);
+        k = kmsenv_loader_load(&prov->keys, buf, len, NULL, NULL);
     ok = k != NULL && emit_ref(&k, data_cb, data_cbarg);
     kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
     OPENSSL_free(buf);
@@ -247,7 +218,7 @@ static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     BIO_free(in);
     if (r <= 0)
         return r == 0;
-    if (wants_private(selection) && !handoff_holds(buf, len)) {
+    if (wants_private(selection) && !kmsenv_handoff_holds(buf, len)) {
         ok = load_and_pass_on(prov, buf, len, NULL, data_cb, data_cbarg,
                               &wanted);
         if (!wanted)

@@ -15,7 +15,6 @@
 #include "keys/keyobj.h"
 #include "ossl/provider.h"
 #include "util/err.h"
-#include "util/file.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -171,115 +170,18 @@ static int st_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
     return 1;
 }
 
-/* The keyset's DER from the file: PEM or DER, checked (input.h). */
-static int read_keyset(STORE_CTX *c, unsigned char **der, size_t *len)
-{
-    unsigned char *buf = NULL;
-    size_t n = 0;
-    char why[160];
-    int r;
-
-    if (!kmsenv_read_regular(c->path, KMSENV_MAX_INPUT, &buf, &n, why,
-                             sizeof(why))) {
-        KMSENV_RAISE(KMSENV_R_IO_ERROR, "keyset file %s %s", c->path, why);
-        return 0;
-    }
-    if (kmsenv_input_is_keyset_prefix(buf, n)) {
-        r = kmsenv_input_check_der(buf, n, c->path);
-        if (r == 1) {
-            *der = buf;
-            *len = n;
-            return 1;
-        }
-    } else {
-        BIO *mem = BIO_new_mem_buf(buf, (int)n);
-
-        r = mem != NULL ? kmsenv_input_read_pem(mem, der, len, c->path) : -1;
-        BIO_free(mem);
-        if (r == 0)
-            KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
-                         "%s: neither a DER keyset nor a "
-                         "\"" KMSENV_KEYSET_PEM_LABEL "\" PEM block",
-                         c->path);
-    }
-    OPENSSL_free(buf);
-    return r == 1;
-}
-
-/* Loads with the KEKs of ?keyring=SPEC, each in turn ("*=KEK" redirects
- * every recorded copy to it; the fingerprint check skips copies the KEK did
- * not wrap). Errors of KEKs that failed are dropped once one works. */
-static KMSENV_KEYOBJ *load_with_keyring(STORE_CTX *c, const unsigned char *der,
-                                        size_t len)
-{
-    char *copy = OPENSSL_strdup(c->keyring), *tok, *save = NULL, *end;
-    KMSENV_KEYOBJ *k = NULL;
-    size_t tried = 0;
-
-    if (copy == NULL)
-        return NULL;
-    ERR_set_mark();
-    for (tok = strtok_r(copy, ";", &save); tok != NULL && k == NULL;
-         tok = strtok_r(NULL, ";", &save)) {
-        char *redirect;
-        size_t l;
-        int reason;
-
-        while (isspace((unsigned char)*tok))
-            tok++;
-        end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (*tok == '\0')
-            continue;
-        l = strlen(tok) + 3;
-        if ((redirect = OPENSSL_malloc(l)) == NULL)
-            break;
-        snprintf(redirect, l, "*=%s", tok);
-        tried++;
-        k = kmsenv_keyobj_load(&c->prov->keys, der, len, c->path, redirect);
-        OPENSSL_free(redirect);
-        reason = ERR_GET_REASON(ERR_peek_last_error());
-        if (k == NULL && (reason == KMSENV_R_BAD_KEYSET ||
-                          reason == KMSENV_R_KEYSET_TAMPERED))
-            break; /* the keyset itself is bad: no other KEK will help */
-    }
-    if (k != NULL) {
-        ERR_pop_to_mark();
-    } else {
-        ERR_clear_last_mark();
-        if (tried == 0)
-            KMSENV_RAISE(KMSENV_R_BAD_URI, "kmsenv:%s: keyring=%s names no KEK",
-                         c->path, c->keyring);
-        else if (tried > 1)
-            KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
-                         "%s: none of the %zu KEKs of keyring=%s could unwrap "
-                         "it",
-                         c->path, tried, c->keyring);
-    }
-    OPENSSL_free(copy);
-    return k;
-}
-
 static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
                    void *object_cbarg, OSSL_PASSPHRASE_CALLBACK *pw_cb,
                    void *pw_cbarg)
 {
     STORE_CTX *c = loaderctx;
-    unsigned char *der = NULL;
-    size_t len = 0;
-    KMSENV_KEYOBJ *k = NULL;
+    KMSENV_KEYOBJ *k;
     int ok = 0;
 
     if (c->skip || c->loaded)
         return 0;
     c->loaded = 1;
-    if (!read_keyset(c, &der, &len))
-        goto end;
-    if (c->keyring != NULL)
-        k = load_with_keyring(c, der, len);
-    else
-        k = kmsenv_keyobj_load(&c->prov->keys, der, len, c->path, NULL);
+    k = kmsenv_loader_load_file(&c->prov->keys, c->path, c->keyring);
     if (k != NULL) {
         OSSL_PARAM params[4];
         int type = OSSL_OBJECT_PKEY;
@@ -292,9 +194,7 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
         params[3] = OSSL_PARAM_construct_end();
         ok = object_cb(params, object_cbarg);
     }
-end:
     kmsenv_keyobj_free(k);
-    OPENSSL_free(der);
     return ok;
 }
 
