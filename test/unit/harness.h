@@ -11,6 +11,8 @@
 #include <openssl/err.h>
 
 static int n_tests, n_passed, n_failed, opt_verbose;
+/* Set to clear the error queue after every check, passed or not. */
+static int harness_clear_errors;
 static char errtext[8192];
 
 /* All error data of the queue, joined (then cleared). */
@@ -31,10 +33,13 @@ __attribute__((unused)) static const char *take_errors(void)
     return errtext;
 }
 
-/* The reason of the newest error on the queue (0 if none). */
+/* The reason of the newest kmsenv error on the queue (0 if none). Outside
+ * a provider, kmsenv raises under ERR_LIB_USER. */
 __attribute__((unused)) static int last_reason(void)
 {
-    return ERR_GET_REASON(ERR_peek_last_error());
+    unsigned long e = ERR_peek_last_error();
+
+    return e != 0 && ERR_GET_LIB(e) == ERR_LIB_USER ? ERR_GET_REASON(e) : 0;
 }
 
 __attribute__((format(printf, 3, 4), unused)) static int
@@ -55,6 +60,8 @@ check_at(int ok, int line, const char *fmt, ...)
         printf("#   failed at line %d\n", line);
         printf("#   errors: %s\n", take_errors());
     }
+    if (harness_clear_errors)
+        ERR_clear_error();
     fflush(stdout);
     return ok;
 }

@@ -107,56 +107,7 @@
     "86c07382b572c109e6d27d3555dfcc2427e249a7de4de3ebaf626bf35bf6925f"         \
     "40ef0db5705e887f85"
 
-/* ------------------------------------------------------------------------ */
-/* Tiny TAP-ish harness                                                      */
-/* ------------------------------------------------------------------------ */
-
-static int opt_verbose;
-static int n_tests, n_passed, n_failed;
-
-static void dump_errors(void)
-{
-    unsigned long e;
-    char buf[256];
-
-    while ((e = ERR_get_error()) != 0) {
-        ERR_error_string_n(e, buf, sizeof(buf));
-        printf("#   openssl: %s\n", buf);
-    }
-}
-
-__attribute__((format(printf, 3, 4))) static int check_at(int ok, int line,
-                                                          const char *fmt, ...)
-{
-    va_list ap;
-
-    n_tests++;
-    printf("%s %d - ", ok ? "ok" : "not ok", n_tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    if (ok) {
-        n_passed++;
-    } else {
-        n_failed++;
-        printf("#   failed at %s line %d\n", __FILE__, line);
-        dump_errors();
-    }
-    ERR_clear_error();
-    fflush(stdout);
-    return ok;
-}
-
-#define CHECK(cond, ...) check_at((cond) ? 1 : 0, __LINE__, __VA_ARGS__)
-
-/* The reason of the most recent kmsenv error (0 if none). */
-static int last_reason(void)
-{
-    unsigned long e = ERR_peek_last_error();
-
-    return e != 0 && ERR_GET_LIB(e) == ERR_LIB_USER ? ERR_GET_REASON(e) : 0;
-}
+#include "harness.h"
 
 /* Drains the error queue; true if any entry had kmsenv reason r. */
 static int saw_reason(int r)
@@ -2450,6 +2401,7 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "-v") == 0)
         opt_verbose = 1;
+    harness_clear_errors = 1;
     init_vectors();
 
     test_xaes();
@@ -2477,6 +2429,5 @@ int main(int argc, char **argv)
     test_doc_vectors();
     test_kek_policy();
 
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return harness_done();
 }
