@@ -33,6 +33,19 @@ probe_ok('string params honour data_size', 'params', "$d/ks.pem", "$d/kek");
 probe_ok('records, params and rotation from 4 threads', 'race', "$d/ks.pem",
     4, 300);
 
+# Errors go to the provider instance that raised them: with two instances
+# loaded, unloading either leaves the other's errors intact.
+probe_ok('errors follow their provider instance', 'instances');
+
+# KMSENV_DEBUG level 2 traces every dispatch entry.
+spurt("$d/pt", 'x');
+($rc, $out, $err) = ossl({ env => { KMSENV_DEBUG => "file:$d/trace,level:2" } },
+    'pkeyutl', '-encrypt', '-inkey', "$d/ks.pem", '-pkeyopt', 'context:a=1',
+    '-in', "$d/pt", '-out', "$d/rec");
+is($rc, 0, 'encrypt with a level-2 trace') or diag $err;
+my $trace = slurp("$d/trace");
+like($trace, qr/dispatch $_\b/, "trace has $_") for qw(pem2der_decode init rc_encrypt);
+
 # 8 threads load the same keyset at once.
 ($rc, $out, $err) = run("$b/kms_probe", $b, 'threads', "$d/ks.pem", 8);
 is($rc, 0, '8 threads load one keyset at once') or diag $err;

@@ -35,6 +35,7 @@ typedef struct {
 /* What key objects need from the provider instance: its library context,
  * its keyrings' settings and the KEK redirect setting. */
 typedef struct {
+    const OSSL_CORE_HANDLE *handle; /* where this instance's errors go */
     OSSL_LIB_CTX *libctx;
     const KMSENV_KMS_ENV *kms;
     const char *redirect; /* FROM=TO[;...] or NULL */

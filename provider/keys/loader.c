@@ -6,6 +6,8 @@
 #include "util/file.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -360,31 +362,60 @@ KMSENV_KEYOBJ *kmsenv_loader_load_file(const KMSENV_KEYS_ENV *env,
  * callback (OpenSSL 3.5 takes the same path: the early load is still
  * needed there, since the store still drops those errors).
  */
-static _Thread_local KMSENV_HANDOFF handoff;
+static pthread_key_t handoff_key;
+static pthread_once_t handoff_once = PTHREAD_ONCE_INIT;
 
+static void handoff_init(void)
+{
+    /* per-thread slots, freed when their thread ends (never holding a key:
+     * the slot is emptied before each callback returns) */
+    (void)pthread_key_create(&handoff_key, free);
+}
+
+/* This thread's slot (a pthread key, not _Thread_local: LeakSanitizer
+ * crashes on the dynamic TLS of dlopen'd modules); NULL if none can be
+ * made (then nothing is loaded early: plain decoding still works). */
 KMSENV_HANDOFF *kmsenv_handoff(void)
 {
-    return &handoff;
+    KMSENV_HANDOFF *h;
+
+    pthread_once(&handoff_once, handoff_init);
+    if ((h = pthread_getspecific(handoff_key)) == NULL) {
+        /* plain calloc: freed by the key's destructor (free) */
+        if ((h = calloc(1, sizeof(*h))) == NULL ||
+            pthread_setspecific(handoff_key, h) != 0) {
+            free(h);
+            return NULL;
+        }
+    }
+    return h;
 }
 
 int kmsenv_handoff_holds(const unsigned char *der, size_t len)
 {
-    return handoff.der != NULL && handoff.len == len &&
-           memcmp(handoff.der, der, len) == 0;
+    const KMSENV_HANDOFF *h = kmsenv_handoff();
+
+    return h != NULL && h->der != NULL && h->len == len &&
+           memcmp(h->der, der, len) == 0;
 }
 
 void kmsenv_handoff_clear(void)
 {
-    kmsenv_keyobj_free(handoff.k); /* NULL if it was consumed */
-    memset(&handoff, 0, sizeof(handoff));
+    KMSENV_HANDOFF *h = kmsenv_handoff();
+
+    if (h == NULL)
+        return;
+    kmsenv_keyobj_free(h->k); /* NULL if it was consumed */
+    memset(h, 0, sizeof(*h));
 }
 
 KMSENV_KEYOBJ *kmsenv_handoff_take(const KMSENV_KEYS_ENV *env)
 {
-    KMSENV_KEYOBJ *k = handoff.k;
+    KMSENV_HANDOFF *h = kmsenv_handoff();
+    KMSENV_KEYOBJ *k = h != NULL ? h->k : NULL;
 
     if (k == NULL || k->env != env)
         return NULL;
-    handoff.k = NULL;
+    h->k = NULL;
     return k;
 }

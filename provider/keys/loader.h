@@ -62,6 +62,7 @@ typedef struct {
     KMSENV_KEYOBJ *k;
 } KMSENV_HANDOFF;
 
+/* This thread's slot, or NULL if none can be made (then no early load). */
 KMSENV_HANDOFF *kmsenv_handoff(void);
 /* Whether the slot holds exactly these bytes. */
 int kmsenv_handoff_holds(const unsigned char *der, size_t len);

@@ -43,6 +43,8 @@ static void *rc_newctx(void *provctx)
 {
     REC_CTX *c = OPENSSL_zalloc(sizeof(*c));
 
+    KMSENV_ENTER((KMSENV_PROV *)provctx);
+
     if (c == NULL)
         return NULL;
     c->prov = provctx;
@@ -74,6 +76,8 @@ static void *rc_dupctx(void *vctx)
 {
     REC_CTX *src = vctx, *c = rc_newctx(src->prov);
 
+    KMSENV_ENTER(src->prov);
+
     if (c == NULL)
         return NULL;
     c->key = src->key;
@@ -87,6 +91,8 @@ static void *rc_dupctx(void *vctx)
 static int init(REC_CTX *c, void *keydata, const OSSL_PARAM params[])
 {
     KMSENV_KEYOBJ *k = keydata;
+
+    KMSENV_ENTER(c->prov);
 
     if (k == NULL || !k->loaded) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "no loaded keyset");
@@ -128,6 +134,8 @@ static int rc_encrypt(void *vctx, unsigned char *out, size_t *outlen,
 {
     REC_CTX *c = vctx;
 
+    KMSENV_ENTER(c->prov);
+
     if (c->key == NULL)
         return 0;
     if (inlen > SIZE_MAX - KMSENV_REC_OVERHEAD) {
@@ -157,6 +165,8 @@ static int rc_decrypt(void *vctx, unsigned char *out, size_t *outlen,
     REC_CTX *c = vctx;
     uint32_t version;
     char desc[256];
+
+    KMSENV_ENTER(c->prov);
 
     if (c->key == NULL || !kmsenv_record_peek(in, inlen, &version))
         return 0;
@@ -194,6 +204,8 @@ static int rc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
     const char *text = NULL;
     size_t len = 0;
     int changed = 0;
+
+    KMSENV_ENTER(c->prov);
 
     KMSENV_CONTEXT fresh;
     int ok;

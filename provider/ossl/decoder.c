@@ -95,7 +95,8 @@ static int load_and_pass_on(KMSENV_PROV *prov, const unsigned char *der,
     int ok;
 
     *wanted = 0;
-    if (handoff->der != NULL) /* nested in another handoff: no early load */
+    /* nested in another handoff, or no slot: no early load */
+    if (handoff == NULL || handoff->der != NULL)
         return pass_on(der, len, structure, data_cb, data_cbarg);
     handoff->der = der;
     handoff->len = len;
@@ -137,6 +138,8 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     size_t len = 0;
     int ok, r, wanted;
 
+    KMSENV_ENTER(prov);
+
     if (in == NULL)
         return 0;
     r = kmsenv_input_read_pem(in, &der, &len, "PEM input");
@@ -163,6 +166,8 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     BIO *in;
     int ok, r;
 
+    KMSENV_ENTER(prov);
+
     /* Asked only for a public key or parameters: a keyset has neither, and
      * unwrapping (a KMS call) would be wasted. */
     if (!der2keyset_does_selection(prov, selection))
@@ -174,9 +179,10 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     if (r <= 0) /* not a keyset: come back empty-handed */
         return r == 0;
     if (kmsenv_handoff_holds(buf, len)) {
-        if (kmsenv_handoff()->probing) {
-            /* the pre-decoder loads it, then comes back */
-            kmsenv_handoff()->wanted = 1;
+        KMSENV_HANDOFF *h = kmsenv_handoff(); /* holds: not NULL */
+
+        if (h->probing) {
+            h->wanted = 1; /* the pre-decoder loads it, then comes back */
             OPENSSL_free(buf);
             return 1;
         }
@@ -211,6 +217,8 @@ static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     size_t len = 0;
     BIO *in;
     int ok = 1, r, wanted;
+
+    KMSENV_ENTER(prov);
 
     if ((in = BIO_new_from_core_bio(prov->libctx, cin)) == NULL)
         return 0;

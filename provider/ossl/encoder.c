@@ -39,6 +39,7 @@ static void *enc_newctx(void *provctx)
 {
     ENC_CTX *c = OPENSSL_zalloc(sizeof(*c));
 
+    KMSENV_ENTER((KMSENV_PROV *)provctx);
     if (c != NULL)
         c->prov = provctx;
     return c;
@@ -111,6 +112,7 @@ static int write_wrapped(void *ctx, OSSL_CORE_BIO *cout, const void *obj,
     size_t len = 0;
     int ok;
 
+    KMSENV_ENTER(c->prov);
     if (c->cipher) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: " NO_PASSWORD,
                      k != NULL ? k->name : "keyset");
@@ -149,9 +151,13 @@ static int enc_text(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
                     OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
 {
     ENC_CTX *c = ctx;
-    BIO *out = BIO_new_from_core_bio(c->prov->libctx, cout);
-    int ok = out != NULL && obj_raw != NULL &&
-             kmsenv_keyobj_describe((KMSENV_KEYOBJ *)obj_raw, out);
+    BIO *out;
+    int ok;
+
+    KMSENV_ENTER(c->prov);
+    out = BIO_new_from_core_bio(c->prov->libctx, cout);
+    ok = out != NULL && obj_raw != NULL &&
+         kmsenv_keyobj_describe((KMSENV_KEYOBJ *)obj_raw, out);
 
     BIO_free(out);
     return ok;
@@ -170,6 +176,7 @@ static int enc_pub(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
 {
     const KMSENV_KEYOBJ *k = obj_raw;
 
+    KMSENV_ENTER(((ENC_CTX *)ctx)->prov);
     KMSENV_RAISE(KMSENV_R_EXPORT_REFUSED,
                  "%s: a keyset is a symmetric key and has no public part to "
                  "write (no -pubout; -text shows its metadata)",

@@ -44,6 +44,7 @@ static OSSL_FUNC_keymgmt_query_operation_name_fn ks_query_operation_name;
 
 static void *ks_new(void *provctx)
 {
+    KMSENV_ENTER((KMSENV_PROV *)provctx);
     return kmsenv_keyobj_new(&((KMSENV_PROV *)provctx)->keys);
 }
 
@@ -54,6 +55,7 @@ static void ks_free(void *keydata)
 
 static void *ks_dup(const void *keydata, int selection)
 {
+    KMSENV_ENTER_KEY((const KMSENV_KEYOBJ *)keydata);
     /* Everything or nothing: a keyset has no public part to copy alone. */
     return kmsenv_keyobj_dup((KMSENV_KEYOBJ *)keydata);
 }
@@ -110,6 +112,7 @@ static int ks_get_params(void *keydata, OSSL_PARAM params[])
     uint32_t primary;
     size_t nver;
 
+    KMSENV_ENTER_KEY(k);
     if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL &&
         !OSSL_PARAM_set_int(p, 256))
         return 0;
@@ -171,6 +174,7 @@ static int ks_set_params(void *keydata, const OSSL_PARAM params[])
     char *spec = NULL;
     int rotate = 0, ok;
 
+    KMSENV_ENTER_KEY(k);
     if ((p = OSSL_PARAM_locate_const(params, P_ROTATE)) != NULL &&
         (!OSSL_PARAM_get_int(p, &rotate) ||
          (rotate && !kmsenv_keyobj_rotate(k))))
@@ -199,6 +203,7 @@ static void *ks_gen_init(void *provctx, int selection,
 {
     GEN_CTX *g = OPENSSL_zalloc(sizeof(*g));
 
+    KMSENV_ENTER((KMSENV_PROV *)provctx);
     if (g == NULL)
         return NULL;
     g->prov = provctx;
@@ -236,6 +241,7 @@ static void *ks_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
     GEN_CTX *g = genctx;
     const char *spec = g->keyring != NULL ? g->keyring : g->prov->keyring;
 
+    KMSENV_ENTER(g->prov);
     if (spec == NULL) {
         KMSENV_RAISE(KMSENV_R_NO_KEYRING, "cannot generate a keyset");
         return NULL;
@@ -266,6 +272,7 @@ static int ks_export(void *keydata, int selection, OSSL_CALLBACK *cb,
 {
     const KMSENV_KEYOBJ *k = keydata;
 
+    KMSENV_ENTER_KEY(k);
     KMSENV_RAISE(KMSENV_R_EXPORT_REFUSED,
                  "%s: key material never leaves the provider; use the "
                  "wrapped PEM form",

@@ -305,6 +305,7 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     prov->kms.aws = &prov->aws;
     prov->kms.aws_state = prov->aws_state;
     prov->kms.allowed_keks = prov->allowed_keks;
+    prov->keys.handle = handle;
     prov->keys.libctx = prov->libctx;
     prov->keys.kms = &prov->kms;
     prov->keys.redirect = prov->redirect;

@@ -7,6 +7,8 @@
 #include <openssl/types.h>
 #include "keys/keyobj.h"
 #include "kms/keyring.h"
+#include "util/err.h"
+#include "util/log.h"
 
 /* Settings: openssl.cnf provider section, then the environment wins. */
 typedef struct {
@@ -24,6 +26,17 @@ typedef struct {
     KMSENV_KMS_ENV kms;   /* what keyrings see: libctx + the two above */
     KMSENV_KEYS_ENV keys; /* what key objects see: libctx, kms, redirect */
 } KMSENV_PROV;
+
+/* At every dispatch entry: errors this thread raises go to this provider
+ * instance, and KMSENV_DEBUG level 2 logs the call. */
+static inline void kmsenv_enter(const OSSL_CORE_HANDLE *handle, const char *fn)
+{
+    kmsenv_err_use(handle);
+    if (kmsenv_log_enabled(2))
+        kmsenv_log(2, "dispatch %s", fn);
+}
+#define KMSENV_ENTER(prov) kmsenv_enter((prov)->handle, __func__)
+#define KMSENV_ENTER_KEY(k) kmsenv_enter((k)->env->handle, __func__)
 
 extern const OSSL_DISPATCH kmsenv_keyset_keymgmt_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset_asym_cipher_functions[];

@@ -103,6 +103,8 @@ static void *st_open(void *provctx, const char *uri)
     STORE_CTX *c = OPENSSL_zalloc(sizeof(*c));
     const char *rest, *q, *why = NULL;
 
+    KMSENV_ENTER(prov);
+
     if (c == NULL)
         return NULL;
     c->prov = prov;
@@ -162,6 +164,8 @@ static int st_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
         OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
     int expect;
 
+    KMSENV_ENTER(c->prov);
+
     if (p != NULL) {
         if (!OSSL_PARAM_get_int(p, &expect))
             return 0;
@@ -177,6 +181,8 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
     STORE_CTX *c = loaderctx;
     KMSENV_KEYOBJ *k;
     int ok = 0;
+
+    KMSENV_ENTER(c->prov);
 
     if (c->skip || c->loaded)
         return 0;

@@ -2,7 +2,9 @@
 #include "util/log.h"
 #include "util/text.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <string.h>
 #include <stdio.h>
 #include <openssl/err.h>
 
@@ -45,10 +47,35 @@ static const OSSL_ITEM reason_strings[] = {
      "key-encryption key not allowed by the KEK policy (allowed_keks)"},
     {0, NULL}};
 
-static const OSSL_CORE_HANDLE *core_handle;
-static OSSL_FUNC_core_new_error_fn *core_new_error;
-static OSSL_FUNC_core_set_error_debug_fn *core_set_error_debug;
-static OSSL_FUNC_core_vset_error_fn *core_vset_error;
+/* Every live provider instance's core handle and callbacks. An error goes
+ * to the instance this thread last entered (kmsenv_err_use), else to the
+ * newest live one: never to an unloaded instance's handle. */
+#define MAX_CORES 16
+typedef struct {
+    const OSSL_CORE_HANDLE *handle;
+    OSSL_FUNC_core_new_error_fn *new_error;
+    OSSL_FUNC_core_set_error_debug_fn *set_debug;
+    OSSL_FUNC_core_vset_error_fn *vset_error;
+} CORE;
+
+static pthread_mutex_t cores_lock = PTHREAD_MUTEX_INITIALIZER;
+static CORE cores[MAX_CORES];
+static size_t ncores;
+/* The instance this thread last entered: a pthread key, not _Thread_local
+ * (LeakSanitizer crashes on the dynamic TLS of dlopen'd modules). */
+static pthread_key_t current_key;
+static pthread_once_t current_once = PTHREAD_ONCE_INIT;
+
+static void current_init(void)
+{
+    (void)pthread_key_create(&current_key, NULL);
+}
+
+static const OSSL_CORE_HANDLE *current(void)
+{
+    pthread_once(&current_once, current_init);
+    return pthread_getspecific(current_key);
+}
 
 const OSSL_ITEM *kmsenv_reason_strings(void)
 {
@@ -60,28 +87,67 @@ void kmsenv_err_set_core(const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_set_error_debug_fn *set_debug,
                          OSSL_FUNC_core_vset_error_fn *vset_error)
 {
-    core_handle = handle;
-    core_new_error = new_error;
-    core_set_error_debug = set_debug;
-    core_vset_error = vset_error;
+    pthread_mutex_lock(&cores_lock);
+    if (ncores == MAX_CORES) /* drop the oldest: errors fall back on it */
+        memmove(&cores[0], &cores[1], --ncores * sizeof(cores[0]));
+    cores[ncores].handle = handle;
+    cores[ncores].new_error = new_error;
+    cores[ncores].set_debug = set_debug;
+    cores[ncores].vset_error = vset_error;
+    ncores++;
+    pthread_mutex_unlock(&cores_lock);
 }
 
 void kmsenv_err_clear_core(const OSSL_CORE_HANDLE *handle)
 {
-    if (core_handle == handle) {
-        core_handle = NULL;
-        core_new_error = NULL;
-        core_set_error_debug = NULL;
-        core_vset_error = NULL;
-    }
+    size_t i;
+
+    pthread_mutex_lock(&cores_lock);
+    for (i = 0; i < ncores; i++)
+        if (cores[i].handle == handle) {
+            memmove(&cores[i], &cores[i + 1],
+                    (ncores - i - 1) * sizeof(cores[0]));
+            ncores--;
+            break;
+        }
+    pthread_mutex_unlock(&cores_lock);
 }
 
-static void core_error(uint32_t reason, const char *fmt, ...)
+void kmsenv_err_use(const OSSL_CORE_HANDLE *handle)
+{
+    pthread_once(&current_once, current_init);
+    if (pthread_getspecific(current_key) != handle)
+        (void)pthread_setspecific(current_key, handle);
+}
+
+/* The instance errors go to now (a copy: usable without the lock). */
+static int core_for_error(CORE *out)
+{
+    const OSSL_CORE_HANDLE *cur = current();
+    size_t i;
+    int found = 0;
+
+    pthread_mutex_lock(&cores_lock);
+    for (i = 0; i < ncores && !found; i++)
+        if (cores[i].handle == cur) {
+            *out = cores[i];
+            found = 1;
+        }
+    if (!found && ncores > 0) {
+        *out = cores[ncores - 1];
+        found = 1;
+    }
+    pthread_mutex_unlock(&cores_lock);
+    return found && out->new_error != NULL && out->set_debug != NULL &&
+           out->vset_error != NULL;
+}
+
+static void core_error(const CORE *c, uint32_t reason, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    core_vset_error(core_handle, reason, fmt, ap);
+    c->vset_error(c->handle, reason, fmt, ap);
     va_end(ap);
 }
 
@@ -90,6 +156,7 @@ void kmsenv_raise_at(const char *file, int line, const char *func, int reason,
 {
     va_list ap;
     char raw[1024], msg[2048];
+    CORE core;
     int n;
 
     va_start(ap, fmt);
@@ -102,11 +169,10 @@ void kmsenv_raise_at(const char *file, int line, const char *func, int reason,
                   (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1);
     kmsenv_log(1, "error: %s (%s:%d)", msg, func, line);
 
-    if (core_handle != NULL && core_new_error != NULL &&
-        core_set_error_debug != NULL && core_vset_error != NULL) {
-        core_new_error(core_handle);
-        core_set_error_debug(core_handle, file, line, func);
-        core_error((uint32_t)reason, "%s", msg);
+    if (core_for_error(&core)) {
+        core.new_error(core.handle);
+        core.set_debug(core.handle, file, line, func);
+        core_error(&core, (uint32_t)reason, "%s", msg);
     } else {
         ERR_new();
         ERR_set_debug(file, line, func);

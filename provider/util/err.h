@@ -1,6 +1,7 @@
-/* Error raising for all layers. The provider registers the reason strings and
- * the core callbacks at init; outside a provider (unit tests) errors go to
- * libcrypto's queue under ERR_LIB_USER. Never pass secrets to these. */
+/* Error raising for all layers. Each provider instance registers its core
+ * callbacks at init and removes them at teardown; outside a provider (unit
+ * tests) errors go to libcrypto's queue under ERR_LIB_USER. Never pass
+ * secrets to these. */
 #ifndef KMSENV_UTIL_ERR_H
 #define KMSENV_UTIL_ERR_H
 
@@ -45,6 +46,9 @@ void kmsenv_err_set_core(const OSSL_CORE_HANDLE *handle,
                          OSSL_FUNC_core_set_error_debug_fn *set_debug,
                          OSSL_FUNC_core_vset_error_fn *vset_error);
 void kmsenv_err_clear_core(const OSSL_CORE_HANDLE *handle);
+/* Errors this thread raises go to this instance (set at dispatch entries);
+ * an instance no longer live is never used. */
+void kmsenv_err_use(const OSSL_CORE_HANDLE *handle);
 
 void kmsenv_raise_at(const char *file, int line, const char *func, int reason,
                      const char *fmt, ...)

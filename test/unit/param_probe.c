@@ -248,11 +248,82 @@ static int race_mode(const char *keyset, int nthreads, int rounds)
     return failures != 0;
 }
 
+typedef struct {
+    OSSL_LIB_CTX *l;
+    OSSL_PROVIDER *def, *kms;
+} INSTANCE;
+
+static int instance_up(INSTANCE *i, const char *dir)
+{
+    memset(i, 0, sizeof(*i));
+    return (i->l = OSSL_LIB_CTX_new()) != NULL &&
+           OSSL_PROVIDER_set_default_search_path(i->l, dir) &&
+           (i->def = OSSL_PROVIDER_load(i->l, "default")) != NULL &&
+           (i->kms = OSSL_PROVIDER_load(i->l, "kmsenv")) != NULL;
+}
+
+/* Unloads both providers and frees the context: kmsenv's teardown runs. */
+static void instance_down(INSTANCE *i)
+{
+    OSSL_PROVIDER_unload(i->kms);
+    OSSL_PROVIDER_unload(i->def);
+    OSSL_LIB_CTX_free(i->l);
+    memset(i, 0, sizeof(*i));
+}
+
+/* An error raised in l names kmsenv and its reason text. */
+static int raises_kmsenv_error(OSSL_LIB_CTX *l)
+{
+    EVP_PKEY_CTX *g = EVP_PKEY_CTX_new_from_name(l, "KMSENV-KEYSET", NULL);
+    EVP_PKEY *k = NULL;
+    unsigned long e;
+    const char *lib, *why;
+    int found = 0;
+
+    ERR_clear_error();
+    if (g == NULL || EVP_PKEY_keygen_init(g) <= 0 ||
+        EVP_PKEY_generate(g, &k) > 0) /* no keyring: must fail */
+        found = -1;
+    while ((e = ERR_get_error()) != 0) {
+        lib = ERR_lib_error_string(e);
+        why = ERR_reason_error_string(e);
+        if (found == 0 && lib != NULL && strcmp(lib, "kmsenv") == 0 &&
+            why != NULL && strstr(why, "no keyring") != NULL)
+            found = 1;
+    }
+    EVP_PKEY_free(k);
+    EVP_PKEY_CTX_free(g);
+    return found == 1;
+}
+
+/* Two provider instances (two library contexts): when either is torn
+ * down, the other's errors still carry its library and reason text. */
+static int instances_mode(const char *dir)
+{
+    INSTANCE a, b, c;
+
+    check(instance_up(&a, dir) && instance_up(&b, dir),
+          "kmsenv loads in two library contexts");
+    instance_down(&b); /* tears down the newer instance */
+    check(raises_kmsenv_error(a.l),
+          "after the newer instance is torn down, the older one's errors "
+          "name kmsenv and their reason");
+    check(instance_up(&c, dir), "a third instance loads");
+    instance_down(&a); /* now the older one */
+    check(raises_kmsenv_error(c.l),
+          "after the older instance is torn down, the newer one's errors "
+          "name kmsenv and their reason");
+    instance_down(&c);
+    return failures != 0;
+}
+
 int main(int argc, char **argv)
 {
     OSSL_PROVIDER *def, *kms;
     int rc = 2;
 
+    if (argc == 3 && strcmp(argv[2], "instances") == 0)
+        return instances_mode(argv[1]);
     if (argc < 4)
         return 2;
     OSSL_PROVIDER_set_default_search_path(NULL, argv[1]);
