@@ -991,8 +991,8 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 /* ReEncrypt: the data key moves from a copy under another aws-kms key in
  * the same region to this key without leaving KMS. The source is named by
  * the key ARN recorded with the copy where there is one (its spec may be
- * an alias that has moved since). Other sources return 0 without a call,
- * and the keyring wraps locally instead. */
+ * an alias that has moved since). Other sources return -1 without a call
+ * (and without an error), and the keyring wraps locally instead. */
 static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *from, KMSENV_WRAP *to)
 {
@@ -1003,12 +1003,16 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
     const char *src;
     int ok;
 
+    ERR_set_mark(); /* no region for the source: not ours to move */
     if (from->spec == NULL || strncmp(from->spec, AWS_SCHEME, 8) != 0 ||
         !kmsenv_aws_spec_region(cfg_of(k), from->spec, region,
                                 sizeof(region)) ||
         strcmp(region, k->region) != 0 || from->bloblen == 0 ||
-        from->bloblen > AWS_MAX_BLOB)
-        return 0;
+        from->bloblen > AWS_MAX_BLOB) {
+        ERR_pop_to_mark();
+        return -1;
+    }
+    ERR_pop_to_mark();
     src =
         recorded_arn(k->region, from, rec, sizeof(rec)) ? rec : from->spec + 8;
     ok = body_start(&b, k, NULL, NULL) &&

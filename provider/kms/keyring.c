@@ -162,25 +162,61 @@ static void log_call(const char *op, const KMSENV_KEK *k, const char *name)
                name != NULL ? name : "-");
 }
 
+/* Rewraps the key under k from one of the old copies. Returns 1 (done), -1
+ * (no copy the KEK can rewrap from: wrap locally) or 0 (a rewrap was
+ * tried and failed, raised). */
+static int rewrap_one(KMSENV_KEK *k, const KMSENV_CONTEXT *ectx,
+                      const KMSENV_WRAP *old, size_t nold, KMSENV_WRAP *w)
+{
+    size_t j;
+    int r, res = -1;
+
+    if (k->meth->rewrap == NULL)
+        return -1;
+    ERR_set_mark();
+    for (j = 0; j < nold; j++) {
+        log_call("rewrap", k, NULL);
+        if ((r = k->meth->rewrap(k, ectx, &old[j], w)) == 1) {
+            ERR_pop_to_mark(); /* another copy's failure is moot */
+            return 1;
+        }
+        if (r == 0)
+            res = 0;
+    }
+    ERR_clear_last_mark();
+    return res;
+}
+
 static int wrap_all(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                     size_t first, const KMSENV_WRAP *old, size_t nold,
-                    const KMSENV_SECRET *pt, KMSENV_WRAP *ws)
+                    const KMSENV_SECRET *pt, int flags, KMSENV_WRAP *ws)
 {
-    size_t i, j;
+    size_t i;
 
     for (i = first; i < kr->n; i++) {
         KMSENV_KEK *k = kr->kek[i];
-        int done = 0;
+        int r = rewrap_one(k, ectx, old, nold, &ws[i]);
 
-        if (k->meth->rewrap != NULL)
-            for (j = 0; j < nold && !done; j++) {
-                ERR_set_mark();
-                log_call("rewrap", k, NULL);
-                done = k->meth->rewrap(k, ectx, &old[j], &ws[i]);
-                /* a failed rewrap falls back to wrapping locally */
-                ERR_pop_to_mark();
-            }
-        if (!done) {
+        if (r == 0 && !(flags & KMSENV_REWRAP_ALLOW_LOCAL)) {
+            KMSENV_RAISE(KMSENV_R_KMS_ERROR,
+                         "rewrap under %s failed; the key is not wrapped "
+                         "locally instead (kmsenv rewrap --allow-local-wrap "
+                         "permits that)",
+                         k->spec);
+            return 0;
+        }
+        if (r == 0) {
+            /* left on the queue on success: the caller reports it */
+            KMSENV_RAISE(KMSENV_R_KMS_ERROR,
+                         "rewrap under %s failed; wrapped the key locally "
+                         "instead, as allowed (--allow-local-wrap)",
+                         k->spec);
+            kmsenv_log(1,
+                       "rewrap under %s failed; wrapping locally "
+                       "(allow-local-wrap)",
+                       k->spec);
+        }
+        if (r != 1) {
             log_call("wrap", k, NULL);
             if (!k->meth->wrap(k, ectx, pt, &ws[i]))
                 return 0;
@@ -203,7 +239,7 @@ int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
         goto err;
     log_call("generate", kr->kek[0], NULL);
     if (!kr->kek[0]->meth->generate(kr->kek[0], ectx, dk, &ws[0]) ||
-        !wrap_all(kr, ectx, 1, NULL, 0, dk, ws))
+        !wrap_all(kr, ectx, 1, NULL, 0, dk, 0, ws))
         goto err;
     *wraps = ws;
     *nwraps = kr->n;
@@ -216,14 +252,14 @@ err:
 
 int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                           const KMSENV_WRAP *old, size_t nold,
-                          const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
-                          size_t *nwraps)
+                          const KMSENV_SECRET *pt, int flags,
+                          KMSENV_WRAP **wraps, size_t *nwraps)
 {
     KMSENV_WRAP *ws = OPENSSL_zalloc(kr->n * sizeof(*ws));
 
     *wraps = NULL;
     *nwraps = 0;
-    if (ws == NULL || !wrap_all(kr, ectx, 0, old, nold, pt, ws)) {
+    if (ws == NULL || !wrap_all(kr, ectx, 0, old, nold, pt, flags, ws)) {
         kmsenv_wraps_free(ws, kr->n);
         return 0;
     }

@@ -8,7 +8,9 @@
  *     generate  a fresh data key, returned in plaintext and wrapped
  *     wrap      an existing data key
  *     unwrap    a wrapped data key
- *     rewrap    move a wrapped key to this KEK (NULL: unwrap + wrap locally)
+ *     rewrap    move a wrapped key to this KEK (NULL: unwrap + wrap locally):
+ *               1 done, 0 failed (raised), -1 this copy cannot be moved
+ *               (nothing called, nothing raised)
  * A keyring with several KEKs generates under the first and wraps under the
  * rest; unwrap tries the wrapped copies in order. */
 #ifndef KMSENV_KMS_KEYRING_H
@@ -76,11 +78,16 @@ int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                             size_t len, KMSENV_SECRET *dk, KMSENV_WRAP **wraps,
                             size_t *nwraps);
 /* Wraps the key under every KEK of kr: through rewrap from an existing
- * wrapped copy where the KEK supports it, else locally from pt. */
+ * wrapped copy where the KEK supports it (aws-kms: ReEncrypt, the key never
+ * leaves KMS), else locally from pt. A rewrap that is tried and fails is
+ * an error, unless flags has KMSENV_REWRAP_ALLOW_LOCAL: then the key is
+ * wrapped locally and the failure stays on the error queue (with a note
+ * saying so) for the caller to report. */
+#define KMSENV_REWRAP_ALLOW_LOCAL 1
 int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                           const KMSENV_WRAP *old, size_t nold,
-                          const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
-                          size_t *nwraps);
+                          const KMSENV_SECRET *pt, int flags,
+                          KMSENV_WRAP **wraps, size_t *nwraps);
 /* Unwraps the first copy that works, trying copies under KEKs in the
  * preferred region (env->aws->preferred_region) first. redirect:
  * "FROM=TO[;FROM=TO]" maps a recorded KEK spec to another (a moved KEK file);
