@@ -896,7 +896,7 @@ static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                         KMSENV_SECRET *out, KMSENV_WRAP *w)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 0};
+    KMSENV_BUF b = {.secure = 0};
     AWS_CALL call =
         AWS_CALL_INIT("GenerateDataKey", "generate", out, k->key_id);
     int ok;
@@ -921,7 +921,7 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                     const KMSENV_SECRET *pt, KMSENV_WRAP *w)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 1}; /* carries the key: secure */
+    KMSENV_BUF b = {.secure = 1}; /* carries the key: secure */
     AWS_CALL call = AWS_CALL_INIT("Encrypt", "wrap", NULL, k->key_id);
     int ok;
 
@@ -954,7 +954,7 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *w, KMSENV_SECRET *out)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 0};
+    KMSENV_BUF b = {.secure = 0};
     char rec[sizeof(w->fp) + 1];
     const char *kid = k->key_id;
     int ok;
@@ -997,7 +997,7 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *from, KMSENV_WRAP *to)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 0};
+    KMSENV_BUF b = {.secure = 0};
     AWS_CALL call = AWS_CALL_INIT("ReEncrypt", "rewrap", NULL, k->key_id);
     char region[64], rec[sizeof(from->fp) + 1];
     const char *src;

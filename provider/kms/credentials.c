@@ -98,15 +98,6 @@ static int bapps(KMSENV_BUF *b, const char *s)
     return bapp(b, s, strlen(s));
 }
 
-static void buf_reset(KMSENV_BUF *b)
-{
-    if (b->data != NULL) {
-        OPENSSL_cleanse(b->data, b->len);
-        b->data[0] = '\0';
-    }
-    b->len = 0;
-}
-
 /* Secure NUL-terminated copy: s->len = n (excluding the NUL). */
 static int sec_set(KMSENV_SECRET *s, const char *p, size_t n)
 {
@@ -748,7 +739,7 @@ static int ini_line(INI *st, const char *line, size_t len)
 static int ini_read_file(const char *path, INI *st, char *why, size_t whylen)
 {
     KMSENV_SECRET chunk = {NULL, 0};
-    KMSENV_BUF line = {NULL, 0, 0, 1};
+    KMSENV_BUF line = {.secure = 1};
     struct stat sb;
     ssize_t n;
     const char *p, *nl;
@@ -801,7 +792,7 @@ static int ini_read_file(const char *path, INI *st, char *why, size_t whylen)
             st->lineno++;
             if (!ini_line(st, line.data, line.len))
                 goto done;
-            buf_reset(&line);
+            kmsenv_buf_reset(&line);
             p = nl + 1;
             rem -= take + 1;
         }
@@ -1455,7 +1446,7 @@ static int web_identity(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env,
                         const char *session, KMSENV_AWS_CREDS *out)
 {
     KMSENV_SECRET tok = {NULL, 0};
-    KMSENV_BUF body = {NULL, 0, 0, 1};
+    KMSENV_BUF body = {.secure = 1};
     KMSENV_HTTP_REQ req;
     KMSENV_HTTP_RESP resp;
     RETRY rt;
@@ -1855,7 +1846,7 @@ static int src_ecs(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
                    KMSENV_AWS_CREDS *out)
 {
     KMSENV_SECRET tok = {NULL, 0};
-    KMSENV_BUF auth = {NULL, 0, 0, 1};
+    KMSENV_BUF auth = {.secure = 1};
     KMSENV_HTTP_REQ req;
     KMSENV_HTTP_RESP resp;
     RETRY rt;
@@ -2001,7 +1992,7 @@ static int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
 {
     KMSENV_HTTP_REQ req;
     KMSENV_HTTP_RESP resp;
-    KMSENV_BUF tokhdr = {NULL, 0, 0, 1}, url = {NULL, 0, 0, 0};
+    KMSENV_BUF tokhdr = {.secure = 1}, url = {.secure = 0};
     const char *ttl[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
     const char *hdrs[2] = {NULL, NULL};
     const char *base, *s;
@@ -2071,7 +2062,7 @@ static int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     hdrs[0] = tokhdr.data;
 
     /* 2. role name */
-    buf_reset(&url);
+    kmsenv_buf_reset(&url);
     if (!bapp(&url, base, baselen) || !bapps(&url, IMDS_CREDS_PATH))
         goto done;
     if (!imds_get(&req, &resp, url.data, "GET", hdrs)) {

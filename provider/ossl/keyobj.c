@@ -111,7 +111,7 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
 {
     KMSENV_XAES *x = OPENSSL_zalloc(k->ks.nver * sizeof(*x));
     size_t i;
-    KMSENV_WR w;
+    KMSENV_BUF w;
 
     if (x == NULL)
         return 0;
@@ -130,9 +130,9 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
             return 0;
         }
     if (reencode) {
-        kmsenv_wr_init(&w);
+        kmsenv_buf_init(&w, 0);
         if (!kmsenv_keyset_encode(&k->ks, k->prov->libctx, NULL, &w)) {
-            kmsenv_wr_free(&w);
+            kmsenv_buf_free(&w);
             free_xaes(x, k->ks.nver);
             return 0;
         }
