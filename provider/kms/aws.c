@@ -15,6 +15,7 @@
 #include "kms/aws.h"
 #include "kms/http.h"
 #include "kms/json.h"
+#include "kms/retry.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -509,28 +510,6 @@ static int key_matches(const AWS_KEK *k, const char *want, const char *id,
            memcmp(rest + 4, want, wl) == 0;
 }
 
-static void backoff(int attempt, long long deadline)
-{
-    unsigned int r = 0;
-    long long cap_ms = (1LL << (attempt < 5 ? attempt : 5)) * 1000;
-    long long ms, left = deadline - kmsenv_now_ms();
-    struct timespec ts;
-
-    if (cap_ms > 20000)
-        cap_ms = 20000;
-    if (RAND_bytes((unsigned char *)&r, sizeof(r)) <= 0)
-        r = (unsigned int)kmsenv_now_ms();
-    ms = (long long)((double)r / 4294967296.0 * (double)cap_ms);
-    if (ms > left)
-        ms = left;
-    if (ms <= 0)
-        return;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 long kmsenv_aws_deadline_ms(const KMSENV_AWS_CFG *cfg)
 {
     return cfg != NULL && cfg->deadline_ms > 0 ? cfg->deadline_ms : 30000;
@@ -548,6 +527,7 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     long request_ms = cfg_long(cfg->request_timeout_ms, NULL, 10000);
     long long start = kmsenv_now_ms();
     long long deadline = start + kmsenv_aws_deadline_ms(cfg);
+    KMSENV_RETRY rt;
     char target[80], sigv4[96], type[128] = "", msg[768] = "", rid[160] = "";
     char transport[768] = "";
     /* the last KMS error answer, kept when a later attempt gets none */
@@ -555,8 +535,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     long last_status = 0;
     const char *headers[3];
     long status = 0;
-    int attempt, made = 0, refreshed = 0, retryable = 0, fatal = 0;
-    int deadline_hit = 0, reason = KMSENV_R_KMS_ERROR, oom = 0, tls = 0;
+    int attempt, refreshed = 0, retryable = 0, fatal = 0;
+    int reason = KMSENV_R_KMS_ERROR, oom = 0, tls = 0;
     KMSENV_AWS_CREDS creds, rejected;
     int have_rejected = 0;
 
@@ -568,18 +548,14 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     headers[1] = target;
     headers[2] = NULL;
 
-    for (attempt = 1; attempt <= max_attempts; attempt++) {
+    /* An attempt needs time for a round trip: starting one in the last few
+     * milliseconds would only turn the last KMS error into a timeout. */
+    kmsenv_retry_init(&rt, max_attempts, KMSENV_RETRY_BASE_MS, deadline);
+    while (kmsenv_retry_start(&rt)) {
         KMSENV_HTTP_REQ req;
         KMSENV_HTTP_RESP resp;
-        long long left = deadline - kmsenv_now_ms();
 
-        /* An attempt needs time for a round trip: starting one in the last
-         * few milliseconds would only turn the last KMS error into a
-         * timeout. */
-        if (left <= 0 || (made > 0 && left < 100)) {
-            deadline_hit = 1;
-            break;
-        }
+        attempt = rt.attempts;
         memset(&creds, 0, sizeof(creds));
         if (!kmsenv_aws_get_creds(k->env != NULL ? k->env->aws_state : NULL,
                                   cfg, have_rejected ? &rejected : NULL,
@@ -601,14 +577,13 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         req.creds = &creds;
         req.policy = k->policy;
         req.ca_file = cfg->ca_file;
-        req.connect_timeout_ms = connect_ms < left ? connect_ms : (long)left;
-        req.timeout_ms = request_ms < left ? request_ms : (long)left;
+        req.connect_timeout_ms = kmsenv_retry_clamp(&rt, connect_ms);
+        req.timeout_ms = kmsenv_retry_clamp(&rt, request_ms);
         req.secure_response = call->pt != NULL;
         kmsenv_log(2, "aws-kms %s key=%s region=%s attempt %d/%d creds=%s",
                    call->op, k->key_id, k->region, attempt, max_attempts,
                    creds.source);
         kmsenv_http_do(&req, &resp);
-        made++;
         if (have_rejected)
             kmsenv_aws_creds_clear(&rejected);
         have_rejected = 0;
@@ -729,12 +704,13 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                        transport[0] != '\0' ? transport
                        : type[0] != '\0'    ? type
                                             : "HTTP error");
-            backoff(attempt - 1, deadline);
         }
+        if (!kmsenv_retry_backoff(&rt))
+            break;
     }
     if (have_rejected)
         kmsenv_aws_creds_clear(&rejected);
-    attempt = made;
+    attempt = rt.attempts;
     if (oom) {
         KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
                      "aws-kms %s (%s) with key %s in %s: out of secure memory "
@@ -757,7 +733,7 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                      kmsenv_now_ms() - start);
         return 0;
     }
-    if (made == 0) {
+    if (rt.attempts == 0) {
         KMSENV_RAISE(KMSENV_R_KMS_UNREACHABLE,
                      "aws-kms %s (%s) with key %s in %s: no time left to ask "
                      "KMS (deadline_ms spent on other copies of the key; 0 "
@@ -781,21 +757,22 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                      call->op, call->what, k->key_id, k->region, k->endpoint,
                      transport, attempt, attempt == 1 ? "" : "s",
                      kmsenv_now_ms() - start,
-                     deadline_hit ? " (deadline_ms reached)" : "", earlier);
+                     rt.deadline_hit ? " (deadline_ms reached)" : "", earlier);
         return 0;
     }
     if (type_auth(type))
         reason = KMSENV_R_KMS_AUTH_FAILED;
     else if (retryable && !fatal)
         reason = KMSENV_R_KMS_UNREACHABLE;
-    KMSENV_RAISE(
-        reason,
-        "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
-        "request id %s; %d attempt%s in %lld ms%s)",
-        call->op, call->what, k->key_id, k->region,
-        type[0] != '\0' ? type : "error", msg[0] != '\0' ? msg : "(no message)",
-        status, rid[0] != '\0' ? rid : "none", attempt, attempt == 1 ? "" : "s",
-        kmsenv_now_ms() - start, deadline_hit ? "; deadline_ms reached" : "");
+    KMSENV_RAISE(reason,
+                 "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
+                 "request id %s; %d attempt%s in %lld ms%s)",
+                 call->op, call->what, k->key_id, k->region,
+                 type[0] != '\0' ? type : "error",
+                 msg[0] != '\0' ? msg : "(no message)", status,
+                 rid[0] != '\0' ? rid : "none", attempt,
+                 attempt == 1 ? "" : "s", kmsenv_now_ms() - start,
+                 rt.deadline_hit ? "; deadline_ms reached" : "");
     return 0;
 }
 

@@ -11,6 +11,7 @@
  * key ids, files, URLs and profiles, never a secret. */
 #include "kms/aws.h"
 #include "kms/json.h"
+#include "kms/retry.h"
 #include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -118,16 +119,6 @@ static char *dupn(const char *p, size_t n)
     if (r == NULL)
         KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "string of %zu bytes", n);
     return r;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts, rem;
-
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-        ts = rem;
 }
 
 /* Region names go into host names: letters, digits and '-' only. */
@@ -1144,6 +1135,9 @@ typedef struct {
     int sts;            /* also retry STS throttling / IdP errors */
 } RETRY;
 
+/* Metadata endpoints answer in milliseconds: shorter waits than KMS's. */
+#define CRED_BACKOFF_BASE_MS 100L
+
 static int sts_retryable(const KMSENV_HTTP_RESP *r)
 {
     static const char *const codes[] = {"<Code>IDPCommunicationError</Code>",
@@ -1166,33 +1160,32 @@ static int sts_retryable(const KMSENV_HTTP_RESP *r)
 static int http_retry(KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp,
                       const RETRY *rt)
 {
-    int i, got, retry;
-    long long left;
-    long backoff = 100;
+    KMSENV_RETRY r;
+    int got = 0, retry;
 
-    for (i = 1;; i++) {
-        left = rt->deadline - kmsenv_now_ms();
-        if (left < 100)
-            left = 100;
-        req->connect_timeout_ms =
-            rt->connect_ms < left ? rt->connect_ms : (long)left;
-        req->timeout_ms = rt->timeout_ms < left ? rt->timeout_ms : (long)left;
+    kmsenv_retry_init(&r, rt->attempts, CRED_BACKOFF_BASE_MS, rt->deadline);
+    memset(resp, 0, sizeof(*resp));
+    resp->transport_error = resp->timed_out = 1;
+    snprintf(resp->error, sizeof(resp->error), "no time left (deadline)");
+    while (kmsenv_retry_start(&r)) {
+        if (r.attempts > 1) {
+            kmsenv_log(2, "aws credentials: %s %s attempt %d: %s, retrying",
+                       req->method, req->url, r.attempts - 1,
+                       got ? "server error" : resp->error);
+            kmsenv_http_resp_free(resp);
+        }
+        req->connect_timeout_ms = kmsenv_retry_clamp(&r, rt->connect_ms);
+        req->timeout_ms = kmsenv_retry_clamp(&r, rt->timeout_ms);
         memset(resp, 0, sizeof(*resp));
         got = kmsenv_http_do(req, resp);
         if (!got && !resp->transport_error)
             return 0;
         retry = !got || resp->status >= 500 || resp->status == 429 ||
                 (rt->sts && sts_retryable(resp));
-        if (!retry || i >= rt->attempts ||
-            rt->deadline - kmsenv_now_ms() < backoff + 100)
-            return got;
-        kmsenv_log(2, "aws credentials: %s %s attempt %d: %s, retrying",
-                   req->method, req->url, i,
-                   got ? "server error" : resp->error);
-        kmsenv_http_resp_free(resp);
-        sleep_ms(backoff);
-        backoff *= 2;
+        if (!retry || !kmsenv_retry_backoff(&r))
+            break;
     }
+    return got;
 }
 
 /* ------------------------------------------------------------------------ */
