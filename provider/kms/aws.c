@@ -14,6 +14,7 @@
 #include "kms/keyring.h"
 #include "kms/aws.h"
 #include "kms/http.h"
+#include "kms/aws_proto.h"
 #include "kms/json.h"
 #include "kms/retry.h"
 #include "util/err.h"
@@ -50,13 +51,6 @@ static const KMSENV_AWS_CFG *cfg_of(const AWS_KEK *k)
     return k->env != NULL && k->env->aws != NULL ? k->env->aws : &no_cfg;
 }
 
-static int env_true(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0);
-}
-
 static long cfg_long(long v, const char *env, long def)
 {
     const char *e;
@@ -75,51 +69,6 @@ static long cfg_long(long v, const char *env, long def)
 }
 
 /* ---- spec, region, endpoint ---- */
-
-/* Endpoint for region: the configured URL or REGION=URL map, then
- * AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, then the public one. */
-static char *endpoint_for(const KMSENV_AWS_CFG *cfg, const char *region)
-{
-    const char *e = cfg->endpoint;
-    char buf[256];
-
-    if (e != NULL && *e != '\0') {
-        if (strchr(e, '=') == NULL)
-            return OPENSSL_strdup(e);
-        {
-            char *copy = OPENSSL_strdup(e), *tok, *save = NULL, *res = NULL,
-                 *star = NULL;
-            if (copy == NULL)
-                return NULL;
-            for (tok = strtok_r(copy, ";, ", &save); tok != NULL;
-                 tok = strtok_r(NULL, ";, ", &save)) {
-                char *eq = strchr(tok, '=');
-                if (eq == NULL)
-                    continue;
-                *eq = '\0';
-                if (strcmp(tok, region) == 0 && res == NULL)
-                    res = eq + 1;
-                else if (strcmp(tok, "*") == 0 && star == NULL)
-                    star = eq + 1;
-            }
-            res = res != NULL ? res : star;
-            res = res != NULL ? OPENSSL_strdup(res) : NULL;
-            OPENSSL_free(copy);
-            if (res != NULL)
-                return res;
-        }
-    }
-    if ((e = getenv("AWS_ENDPOINT_URL_KMS")) != NULL && *e != '\0')
-        return OPENSSL_strdup(e);
-    if ((e = getenv("AWS_ENDPOINT_URL")) != NULL && *e != '\0')
-        return OPENSSL_strdup(e);
-    snprintf(buf, sizeof(buf), "https://kms%s.%s.%s",
-             cfg->use_fips || env_true("AWS_USE_FIPS_ENDPOINT") ? "-fips" : "",
-             region,
-             strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn"
-                                            : "amazonaws.com");
-    return OPENSSL_strdup(buf);
-}
 
 static int key_id_valid(const char *id)
 {
@@ -182,7 +131,7 @@ static KMSENV_KEK *aws_open(const KMSENV_KMS_ENV *env, const char *spec)
         }
     k->policy =
         cfg->allow_http ? KMSENV_HTTP_LOOPBACK_OK : KMSENV_HTTP_HTTPS_ONLY;
-    if ((k->endpoint = endpoint_for(cfg, k->region)) == NULL ||
+    if ((k->endpoint = aws_endpoint_for(cfg, k->region)) == NULL ||
         !kmsenv_http_url_allowed(k->endpoint, k->policy, spec))
         goto err;
     /* No fingerprint check before calling KMS: KMS itself refuses a blob
@@ -192,212 +141,6 @@ static KMSENV_KEK *aws_open(const KMSENV_KMS_ENV *env, const char *spec)
 err:
     aws_free(&k->base);
     return NULL;
-}
-
-/* ---- JSON request building (secure buffer) ---- */
-
-static int json_str(KMSENV_BUF *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int ok = kmsenv_buf_append(b, "\"", 1);
-
-    for (; ok && *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            ok = kmsenv_buf_appendf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            ok = kmsenv_buf_appendf(b, "\\u%04x", *p);
-        else
-            ok = kmsenv_buf_append(b, p, 1);
-    }
-    return ok && kmsenv_buf_append(b, "\"", 1);
-}
-
-static int json_key(KMSENV_BUF *b, const char *name)
-{
-    return (b->len <= 1 || kmsenv_buf_append(b, ",", 1)) && json_str(b, name) &&
-           kmsenv_buf_append(b, ":", 1);
-}
-
-static int json_b64(KMSENV_BUF *b, const char *name, const unsigned char *p,
-                    size_t n)
-{
-    size_t enc = 4 * ((n + 2) / 3);
-    char *tmp;
-    int ok;
-
-    if (enc + 1 > ((size_t)1 << 20) || !json_key(b, name) ||
-        !kmsenv_buf_append(b, "\"", 1))
-        return 0;
-    /* the base64 of a data key is as secret as the key: same memory kind */
-    tmp = b->secure ? OPENSSL_secure_zalloc(enc + 1) : OPENSSL_zalloc(enc + 1);
-    if (tmp == NULL)
-        return 0;
-    EVP_EncodeBlock((unsigned char *)tmp, p, (int)n);
-    ok = kmsenv_buf_append(b, tmp, enc) && kmsenv_buf_append(b, "\"", 1);
-    if (b->secure)
-        OPENSSL_secure_clear_free(tmp, enc + 1);
-    else
-        OPENSSL_clear_free(tmp, enc + 1);
-    return ok;
-}
-
-static int json_context(KMSENV_BUF *b, const char *name,
-                        const KMSENV_CONTEXT *ectx)
-{
-    size_t i;
-
-    if (!json_key(b, name) || !kmsenv_buf_append(b, "{", 1))
-        return 0;
-    for (i = 0; i < ectx->n; i++)
-        if ((i > 0 && !kmsenv_buf_append(b, ",", 1)) ||
-            !json_str(b, ectx->pairs[i].key) || !kmsenv_buf_append(b, ":", 1) ||
-            !json_str(b, ectx->pairs[i].value))
-            return 0;
-    return kmsenv_buf_append(b, "}", 1);
-}
-
-static int json_grants(KMSENV_BUF *b, const KMSENV_AWS_CFG *cfg)
-{
-    char *copy, *tok, *save = NULL;
-    int ok = 1, n = 0;
-
-    if (cfg->grant_tokens == NULL || *cfg->grant_tokens == '\0')
-        return 1;
-    if ((copy = OPENSSL_strdup(cfg->grant_tokens)) == NULL)
-        return 0;
-    ok = json_key(b, "GrantTokens") && kmsenv_buf_append(b, "[", 1);
-    for (tok = strtok_r(copy, ", ", &save); ok && tok != NULL;
-         tok = strtok_r(NULL, ", ", &save))
-        ok = (n++ == 0 || kmsenv_buf_append(b, ",", 1)) && json_str(b, tok);
-    OPENSSL_free(copy);
-    return ok && kmsenv_buf_append(b, "]", 1);
-}
-
-/* ---- responses ---- */
-
-/* Decodes standard base64 (with padding) into out (cap bytes). */
-static int b64_decode(const char *in, size_t inlen, unsigned char *out,
-                      size_t cap, size_t *outlen)
-{
-    int n;
-    size_t pad = 0;
-
-    if (inlen == 0 || inlen % 4 != 0 || inlen / 4 * 3 > cap ||
-        inlen > (size_t)1 << 20)
-        return 0;
-    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
-    if (n < 0)
-        return 0;
-    if (in[inlen - 1] == '=')
-        pad++;
-    if (in[inlen - 2] == '=')
-        pad++;
-    *outlen = (size_t)n - pad;
-    return 1;
-}
-
-/* Decodes the base64 of a string member into a fresh buffer of at most
- * max bytes, in secure memory when secure. NULL if absent or invalid. */
-static unsigned char *field_b64(const KMSENV_JFIELD *f, size_t max, int secure,
-                                size_t *outlen)
-{
-    size_t n = f->val.len, cap = n / 4 * 3 + 3;
-    unsigned char *out;
-
-    if (!f->present || n == 0 || n > 4 * ((max + 2) / 3))
-        return NULL;
-    out = secure ? OPENSSL_secure_malloc(cap) : OPENSSL_malloc(cap);
-    if (out == NULL)
-        return NULL;
-    if (!b64_decode((const char *)f->val.data, n, out, cap, outlen) ||
-        *outlen == 0 || *outlen > max) {
-        if (secure)
-            OPENSSL_secure_clear_free(out, cap);
-        else
-            OPENSSL_free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* Server-supplied text (len bytes, NULs included) for errors and the log:
- * printable ASCII as is, every other byte and '\\' as \xNN, so terminal
- * escapes, NULs and line breaks show instead of acting. Cut at a whole
- * character or escape when out is full. */
-static void escape_copy(char *out, size_t outlen, const char *in, size_t len)
-{
-    size_t i, o = 0;
-
-    if (outlen == 0)
-        return;
-    for (i = 0; in != NULL && i < len; i++) {
-        unsigned char ch = (unsigned char)in[i];
-
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-            if (o + 1 >= outlen)
-                break;
-            out[o++] = (char)ch;
-        } else {
-            if (o + 4 >= outlen)
-                break;
-            snprintf(out + o, 5, "\\x%02x", ch);
-            o += 4;
-        }
-    }
-    out[o] = '\0';
-}
-
-/* botocore's cleanup of __type: cut at the first ':' (a URI may follow,
- * itself holding '#'), then keep what follows the last '#'. */
-static void clean_type(const char *t, size_t len, char *out, size_t outlen)
-{
-    const char *end = memchr(t, ':', len), *p;
-
-    if (end != NULL)
-        len = (size_t)(end - t);
-    for (p = t + len; p > t; p--)
-        if (p[-1] == '#')
-            break;
-    escape_copy(out, outlen, p, len - (size_t)(p - t));
-}
-
-static int type_retryable(const char *t)
-{
-    static const char *const retry[] = {
-        "ThrottlingException",
-        "KMSInternalException",
-        "KeyUnavailableException",
-        "DependencyTimeoutException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "RequestThrottledException",
-        "InternalError",
-        "ServiceUnavailable"};
-    size_t i;
-
-    for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
-        if (strcmp(t, retry[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int type_auth(const char *t)
-{
-    return strcmp(t, "UnrecognizedClientException") == 0 ||
-           strcmp(t, "InvalidSignatureException") == 0 ||
-           strcmp(t, "MissingAuthenticationTokenException") == 0 ||
-           strcmp(t, "IncompleteSignature") == 0 ||
-           strcmp(t, "InvalidClientTokenId") == 0 ||
-           strcmp(t, "ExpiredTokenException") == 0 ||
-           strcmp(t, "ExpiredToken") == 0 ||
-           strcmp(t, "AccessDeniedException") == 0;
 }
 
 /* ---- the call loop: AWS standard retry mode ---- */
@@ -443,7 +186,8 @@ static int take_plaintext(AWS_CALL *call)
         return ANS_MALFORMED;
     if ((k = OPENSSL_secure_malloc(cap)) == NULL)
         return ANS_NO_MEMORY;
-    if (!b64_decode((const char *)f->val.data, n, k, cap, &got) || got == 0) {
+    if (!aws_b64_decode((const char *)f->val.data, n, k, cap, &got) ||
+        got == 0) {
         OPENSSL_secure_clear_free(k, cap);
         return ANS_MALFORMED;
     }
@@ -451,63 +195,6 @@ static int take_plaintext(AWS_CALL *call)
         memcpy(call->pt->data, k, got);
     OPENSSL_secure_clear_free(k, cap);
     return got == call->pt->len ? ANS_OK : ANS_KEY_LENGTH;
-}
-
-/* Splits "arn:PARTITION:kms:REGION:ACCOUNT:REST": 1 if s has that shape,
- * with region and the text after the account (rest) pointed at. */
-static int arn_parts(const char *s, size_t len, const char **region,
-                     size_t *rlen, const char **rest)
-{
-    const char *p = s, *e = s + len, *f[5];
-    int i;
-
-    if (len < 4 || memcmp(s, "arn:", 4) != 0)
-        return 0;
-    for (i = 0; i < 5; i++) {
-        f[i] = p;
-        if ((p = memchr(p, ':', (size_t)(e - p))) == NULL)
-            return 0;
-        p++;
-    }
-    if ((size_t)(f[3] - f[2]) != 4 || memcmp(f[2], "kms:", 4) != 0)
-        return 0;
-    *region = f[3];
-    *rlen = (size_t)(f[4] - f[3]) - 1;
-    *rest = p;
-    return 1;
-}
-
-/* Does the KeyId a Decrypt answer names (id, idlen bytes) identify the key
- * the request named (want)? A key ARN must come back exactly; for a bare key
- * id, the answer is that key's ARN in our region; for an alias (the keyring
- * names one, nothing was recorded), any key ARN in our region and the
- * alias's account. As the AWS Encryption SDK, never trust an answer for
- * another key. */
-static int key_matches(const AWS_KEK *k, const char *want, const char *id,
-                       size_t idlen)
-{
-    const char *reg, *rest, *wreg, *wrest;
-    size_t rlen, wrlen, wl = strlen(want), i;
-
-    for (i = 0; i < idlen; i++)
-        if (!isgraph((unsigned char)id[i]))
-            return 0;
-    if (!arn_parts(id, idlen, &reg, &rlen, &rest) ||
-        strncmp(rest, "key/", 4) != 0 || rlen != strlen(k->region) ||
-        memcmp(reg, k->region, rlen) != 0)
-        return 0;
-    if (arn_parts(want, wl, &wreg, &wrlen, &wrest)) {
-        if (strncmp(wrest, "key/", 4) == 0)
-            return idlen == wl && memcmp(id, want, wl) == 0;
-        /* alias ARN: same partition, region and account */
-        return strncmp(wrest, "alias/", 6) == 0 &&
-               (size_t)(rest - id) == (size_t)(wrest - want) &&
-               memcmp(id, want, (size_t)(rest - id)) == 0;
-    }
-    if (strncmp(want, "alias/", 6) == 0)
-        return 1;
-    return idlen - (size_t)(rest - id) == 4 + wl &&
-           memcmp(rest + 4, want, wl) == 0;
 }
 
 long kmsenv_aws_deadline_ms(const KMSENV_AWS_CFG *cfg)
@@ -598,8 +285,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         status = resp.status;
         snprintf(rid, sizeof(rid), "%s", resp.request_id); /* escaped */
         if (resp.transport_error) {
-            escape_copy(transport, sizeof(transport), resp.error,
-                        strlen(resp.error));
+            aws_escape(transport, sizeof(transport), resp.error,
+                       strlen(resp.error));
             /* a refused certificate stays refused: no retry */
             tls = resp.tls_cert_error;
             oom = resp.out_of_memory;
@@ -616,8 +303,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                 got = take_plaintext(call);
             if (got == ANS_OK && call->want_key != NULL &&
                 (!id->present ||
-                 !key_matches(k, call->want_key, (const char *)id->val.data,
-                              id->val.len)))
+                 !aws_key_matches(k->region, call->want_key,
+                                  (const char *)id->val.data, id->val.len)))
                 got = ANS_KEY_ID;
             kmsenv_http_resp_free(&resp);
             if (got == ANS_OK) {
@@ -627,8 +314,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             if (got == ANS_KEY_ID) {
                 char named[300] = "(none)";
                 if (id->present)
-                    escape_copy(named, sizeof(named),
-                                (const char *)id->val.data, id->val.len);
+                    aws_escape(named, sizeof(named), (const char *)id->val.data,
+                               id->val.len);
                 snprintf(type, sizeof(type), "%s", "UnexpectedKeyId");
                 snprintf(msg, sizeof(msg),
                          "the answer is for key %s, not the requested %s: "
@@ -669,17 +356,18 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                     1) {
                 const KMSENV_JFIELD *m = e[1].present ? &e[1] : &e[2];
                 if (e[0].present)
-                    clean_type((const char *)e[0].val.data, e[0].val.len, type,
-                               sizeof(type));
+                    aws_clean_type((const char *)e[0].val.data, e[0].val.len,
+                                   type, sizeof(type));
                 if (m->present)
-                    escape_copy(msg, sizeof(msg), (const char *)m->val.data,
-                                m->val.len);
+                    aws_escape(msg, sizeof(msg), (const char *)m->val.data,
+                               m->val.len);
             }
             kmsenv_jfields_free(e, 3);
             transport[0] = '\0';
             fatal = 0;
             retryable = status == 429 || status == 500 || status == 502 ||
-                        status == 503 || status == 504 || type_retryable(type);
+                        status == 503 || status == 504 ||
+                        aws_type_retryable(type);
             if ((strcmp(type, "ExpiredTokenException") == 0 ||
                  strcmp(type, "ExpiredToken") == 0) &&
                 !refreshed) {
@@ -760,7 +448,7 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                      rt.deadline_hit ? " (deadline_ms reached)" : "", earlier);
         return 0;
     }
-    if (type_auth(type))
+    if (aws_type_auth(type))
         reason = KMSENV_R_KMS_AUTH_FAILED;
     else if (retryable && !fatal)
         reason = KMSENV_R_KMS_UNREACHABLE;
@@ -783,8 +471,8 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
     const KMSENV_JFIELD *id = &call->out[F_KEYID];
 
     memset(w, 0, sizeof(*w));
-    if ((w->blob = field_b64(&call->out[F_BLOB], AWS_MAX_BLOB, 0,
-                             &w->bloblen)) == NULL) {
+    if ((w->blob = aws_field_b64(&call->out[F_BLOB], AWS_MAX_BLOB, 0,
+                                 &w->bloblen)) == NULL) {
         KMSENV_RAISE(KMSENV_R_KMS_ERROR,
                      "aws-kms %s with key %s: response has no valid "
                      "CiphertextBlob",
@@ -804,52 +492,10 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
     return 1;
 }
 
-/* The key ARN recorded with copy w (what KMS reported when it was made)
- * into buf, if it is a key ARN in region. */
-static int recorded_fp_arn(const char *region, const unsigned char *fp,
-                           size_t fplen, char *buf, size_t buflen)
-{
-    const char *reg, *rest;
-    size_t rlen, i;
-
-    if (fplen == 0 || fplen >= buflen)
-        return 0;
-    for (i = 0; i < fplen; i++)
-        if (!isgraph(fp[i]))
-            return 0;
-    memcpy(buf, fp, fplen);
-    buf[fplen] = '\0';
-    return arn_parts(buf, fplen, &reg, &rlen, &rest) &&
-           strncmp(rest, "key/", 4) == 0 && rest[4] != '\0' &&
-           rlen == strlen(region) && memcmp(reg, region, rlen) == 0;
-}
-
 static int recorded_arn(const char *region, const KMSENV_WRAP *w, char *buf,
                         size_t buflen)
 {
-    return recorded_fp_arn(region, w->fp, w->fplen, buf, buflen);
-}
-
-int kmsenv_aws_decrypt_key_id(const KMSENV_AWS_CFG *cfg, const char *spec,
-                              const unsigned char *fp, size_t fplen, char *out,
-                              size_t outlen)
-{
-    char region[64];
-    int rec;
-
-    if (strncmp(spec, "aws-kms:", 8) != 0 || outlen == 0)
-        return 0;
-    ERR_set_mark(); /* a region that cannot be resolved: the spec */
-    rec = fp != NULL &&
-          kmsenv_aws_spec_region(cfg, spec, region, sizeof(region)) &&
-          recorded_fp_arn(region, fp, fplen, out, outlen);
-    ERR_pop_to_mark();
-    if (rec)
-        return 1;
-    if (strlen(spec + 8) >= outlen)
-        return 0;
-    strcpy(out, spec + 8);
-    return 1;
+    return aws_recorded_arn(region, w->fp, w->fplen, buf, buflen);
 }
 
 static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield,
@@ -857,8 +503,8 @@ static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield,
 {
     return kmsenv_buf_append(b, "{", 1) &&
            (keyfield == NULL ||
-            (json_key(b, keyfield) && json_str(b, key_id))) &&
-           json_grants(b, cfg_of(k));
+            (aws_json_key(b, keyfield) && aws_json_str(b, key_id))) &&
+           aws_json_grants(b, cfg_of(k));
 }
 
 static void body_failed(const AWS_KEK *k, const char *op, const KMSENV_BUF *b)
@@ -879,10 +525,11 @@ static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
     int ok;
 
     ok = body_start(&b, k, "KeyId", k->key_id) &&
-         (out->len == 32 ? json_key(&b, "KeySpec") && json_str(&b, "AES_256")
-                         : json_key(&b, "NumberOfBytes") &&
-                               kmsenv_buf_appendf(&b, "%zu", out->len)) &&
-         json_context(&b, "EncryptionContext", ectx) &&
+         (out->len == 32
+              ? aws_json_key(&b, "KeySpec") && aws_json_str(&b, "AES_256")
+              : aws_json_key(&b, "NumberOfBytes") &&
+                    kmsenv_buf_appendf(&b, "%zu", out->len)) &&
+         aws_json_context(&b, "EncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
     if (!ok)
         body_failed(k, call.op, &b);
@@ -910,8 +557,8 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
         return 0;
     }
     ok = body_start(&b, k, "KeyId", k->key_id) &&
-         json_b64(&b, "Plaintext", pt->data, pt->len) &&
-         json_context(&b, "EncryptionContext", ectx) &&
+         aws_json_b64(&b, "Plaintext", pt->data, pt->len) &&
+         aws_json_context(&b, "EncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
     if (!ok)
         body_failed(k, call.op, &b);
@@ -953,8 +600,8 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
         AWS_CALL call = AWS_CALL_INIT("Decrypt", "unwrap", out, kid);
 
         ok = body_start(&b, k, "KeyId", kid) &&
-             json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
-             json_context(&b, "EncryptionContext", ectx) &&
+             aws_json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
+             aws_json_context(&b, "EncryptionContext", ectx) &&
              kmsenv_buf_append(&b, "}", 1);
         if (!ok)
             body_failed(k, call.op, &b);
@@ -993,11 +640,11 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
     src =
         recorded_arn(k->region, from, rec, sizeof(rec)) ? rec : from->spec + 8;
     ok = body_start(&b, k, NULL, NULL) &&
-         json_b64(&b, "CiphertextBlob", from->blob, from->bloblen) &&
-         json_key(&b, "SourceKeyId") && json_str(&b, src) &&
-         json_context(&b, "SourceEncryptionContext", ectx) &&
-         json_key(&b, "DestinationKeyId") && json_str(&b, k->key_id) &&
-         json_context(&b, "DestinationEncryptionContext", ectx) &&
+         aws_json_b64(&b, "CiphertextBlob", from->blob, from->bloblen) &&
+         aws_json_key(&b, "SourceKeyId") && aws_json_str(&b, src) &&
+         aws_json_context(&b, "SourceEncryptionContext", ectx) &&
+         aws_json_key(&b, "DestinationKeyId") && aws_json_str(&b, k->key_id) &&
+         aws_json_context(&b, "DestinationEncryptionContext", ectx) &&
          kmsenv_buf_append(&b, "}", 1);
     if (!ok)
         body_failed(k, call.op, &b);
