@@ -11,7 +11,6 @@
  * one are built and received in secure memory, and answers are read with
  * kms/json.c, which decodes members straight into secure memory: no
  * general-purpose parser ever holds a data key. */
-#include "kms/keyring.h"
 #include "kms/aws.h"
 #include "kms/http.h"
 #include "kms/aws_proto.h"
@@ -44,11 +43,16 @@ typedef struct {
     enum kmsenv_http_policy policy;
 } AWS_KEK;
 
-static const KMSENV_AWS_CFG no_cfg;
-
 static const KMSENV_AWS_CFG *cfg_of(const AWS_KEK *k)
 {
-    return k->env != NULL && k->env->aws != NULL ? k->env->aws : &no_cfg;
+    return kmsenv_aws_cfg_of(kmsenv_kms_conf(k->env, &kmsenv_aws_kek_method));
+}
+
+static KMSENV_AWS_STATE *state_of(const AWS_KEK *k)
+{
+    const KMSENV_AWS_CONF *c = kmsenv_kms_conf(k->env, &kmsenv_aws_kek_method);
+
+    return c != NULL ? c->state : NULL;
 }
 
 static long cfg_long(long v, const char *env, long def)
@@ -244,9 +248,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
 
         attempt = rt.attempts;
         memset(&creds, 0, sizeof(creds));
-        if (!kmsenv_aws_get_creds(k->env != NULL ? k->env->aws_state : NULL,
-                                  cfg, have_rejected ? &rejected : NULL,
-                                  &creds)) {
+        if (!kmsenv_aws_get_creds(state_of(k), cfg,
+                                  have_rejected ? &rejected : NULL, &creds)) {
             if (have_rejected)
                 kmsenv_aws_creds_clear(&rejected);
             KMSENV_RAISE(KMSENV_R_NO_CREDENTIALS,
@@ -655,6 +658,18 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 }
 
 const KMSENV_KEK_METHOD kmsenv_aws_kek_method = {
-    "aws-kms",  aws_open,   aws_generate, aws_wrap,
-    aws_unwrap, aws_rewrap, aws_free,
+    .scheme = "aws-kms",
+    .open = aws_open,
+    .generate = aws_generate,
+    .wrap = aws_wrap,
+    .unwrap = aws_unwrap,
+    .rewrap = aws_rewrap,
+    .free = aws_free,
+    .remote = 1,
+    .settings = kmsenv_aws_settings,
+    .conf_new = kmsenv_aws_conf_new,
+    .conf_free = kmsenv_aws_conf_free,
+    .preferred = kmsenv_aws_preferred,
+    .load_deadline_ms = kmsenv_aws_load_deadline_ms,
+    .policy_id = kmsenv_aws_policy_id,
 };

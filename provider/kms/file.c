@@ -243,5 +243,10 @@ static int file_unwrap(KMSENV_KEK *k, const KMSENV_CONTEXT *ectx,
 }
 
 const KMSENV_KEK_METHOD kmsenv_file_kek_method = {
-    "file", file_open, file_generate, file_wrap, file_unwrap, NULL, file_free,
+    .scheme = "file",
+    .open = file_open,
+    .generate = file_generate,
+    .wrap = file_wrap,
+    .unwrap = file_unwrap,
+    .free = file_free,
 };

@@ -1,5 +1,7 @@
 #include "kms/keyring.h"
+#include "kms/http.h"
 #include "kms/policy.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -9,12 +11,66 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
-static const KMSENV_KEK_METHOD *const methods[] = {
+const KMSENV_KEK_METHOD *const kmsenv_kek_methods[KMSENV_KEK_NMETHODS] = {
     &kmsenv_file_kek_method,
     &kmsenv_aws_kek_method,
 };
 
-static const KMSENV_KMS_ENV default_env = {NULL, NULL, NULL, NULL};
+static const KMSENV_KMS_ENV default_env = {NULL, {NULL}, NULL};
+
+const KMSENV_KEK_METHOD *kmsenv_kek_method_of(const char *spec)
+{
+    const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
+    size_t i;
+
+    if (colon != NULL)
+        for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+            if (strlen(kmsenv_kek_methods[i]->scheme) ==
+                    (size_t)(colon - spec) &&
+                strncmp(spec, kmsenv_kek_methods[i]->scheme,
+                        (size_t)(colon - spec)) == 0)
+                return kmsenv_kek_methods[i];
+    return NULL;
+}
+
+void *kmsenv_kms_conf(const KMSENV_KMS_ENV *env, const KMSENV_KEK_METHOD *m)
+{
+    size_t i;
+
+    if (env != NULL)
+        for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+            if (kmsenv_kek_methods[i] == m)
+                return env->conf[i];
+    return NULL;
+}
+
+int kmsenv_kms_env_init(KMSENV_KMS_ENV *env, OSSL_LIB_CTX *libctx,
+                        const char *allowed_keks)
+{
+    size_t i;
+
+    memset(env, 0, sizeof(*env));
+    env->libctx = libctx;
+    env->allowed_keks = allowed_keks;
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        if (kmsenv_kek_methods[i]->conf_new != NULL &&
+            (env->conf[i] = kmsenv_kek_methods[i]->conf_new()) == NULL) {
+            kmsenv_kms_env_cleanup(env);
+            return 0;
+        }
+    return 1;
+}
+
+void kmsenv_kms_env_cleanup(KMSENV_KMS_ENV *env)
+{
+    size_t i;
+
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++) {
+        if (env->conf[i] != NULL && kmsenv_kek_methods[i]->conf_free != NULL)
+            kmsenv_kek_methods[i]->conf_free(env->conf[i]);
+        env->conf[i] = NULL;
+    }
+}
 
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen)
@@ -39,16 +95,10 @@ void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
 
 static KMSENV_KEK *kek_open(const KMSENV_KMS_ENV *env, const char *spec)
 {
-    size_t i;
-    const char *colon = strchr(spec, ':');
+    const KMSENV_KEK_METHOD *m = kmsenv_kek_method_of(spec);
 
-    if (env == NULL)
-        env = &default_env;
-    if (colon != NULL)
-        for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-            if (strlen(methods[i]->scheme) == (size_t)(colon - spec) &&
-                strncmp(spec, methods[i]->scheme, (size_t)(colon - spec)) == 0)
-                return methods[i]->open(env, spec);
+    if (m != NULL)
+        return m->open(env != NULL ? env : &default_env, spec);
     KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
                  "unknown keyring '%s' (expected file:/path/to/kek or "
                  "aws-kms:KEY-ID|KEY-ARN|alias/NAME|ALIAS-ARN)",
@@ -297,30 +347,28 @@ static char *redirected(const char *redirect, const char *spec)
 }
 
 /* Order in which to try the wrapped copies: those whose (redirected) KEK
- * lives in the preferred region first, otherwise as recorded. */
+ * its method prefers (e.g. in the preferred region) first, otherwise as
+ * recorded. */
 static void unwrap_order(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                          size_t nwraps, const char *redirect, size_t *order)
 {
-    const char *pref =
-        env != NULL && env->aws != NULL ? env->aws->preferred_region : NULL;
     size_t i, n = 0, pass;
-    char region[64];
+    int pref[KMSENV_KS_MAX_WRAPS];
 
+    for (i = 0; i < nwraps; i++) {
+        char *spec = redirected(redirect, wraps[i].spec);
+        const KMSENV_KEK_METHOD *m = kmsenv_kek_method_of(spec);
+
+        ERR_set_mark(); /* a spec that cannot be placed: not preferred */
+        pref[i] = m != NULL && m->preferred != NULL &&
+                  m->preferred(kmsenv_kms_conf(env, m), spec);
+        ERR_pop_to_mark();
+        OPENSSL_free(spec);
+    }
     for (pass = 0; pass < 2; pass++)
-        for (i = 0; i < nwraps; i++) {
-            char *spec = NULL;
-            int in_pref = 0;
-
-            if (pref != NULL && *pref != '\0' &&
-                (spec = redirected(redirect, wraps[i].spec)) != NULL &&
-                strncmp(spec, "aws-kms:", 8) == 0)
-                in_pref = kmsenv_aws_spec_region(env->aws, spec, region,
-                                                 sizeof(region)) &&
-                          strcmp(region, pref) == 0;
-            OPENSSL_free(spec);
-            if ((pass == 0) == (in_pref != 0))
+        for (i = 0; i < nwraps; i++)
+            if ((pass == 0) == (pref[i] != 0))
                 order[n++] = i;
-        }
 }
 
 /* The KEK policy, checked for every copy before any keyring call: a keyset
@@ -350,7 +398,8 @@ static int wraps_allowed(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
 static int remote_copy(const KMSENV_WRAP *w, const char *redirect)
 {
     char *spec = redirected(redirect, w->spec);
-    int r = spec != NULL && strncmp(spec, "aws-kms:", 8) == 0;
+    const KMSENV_KEK_METHOD *m = kmsenv_kek_method_of(spec);
+    int r = m != NULL && m->remote;
 
     OPENSSL_free(spec);
     return r;
@@ -377,14 +426,27 @@ static void give_share(KMSENV_KEK *k, const KMSENV_WRAP *wraps,
         k->deadline = now > 0 ? now : 1;
 }
 
+/* deadline_ms for a whole load: the longest any method asks for. */
+static long load_deadline_ms(const KMSENV_KMS_ENV *env)
+{
+    long ms = 0, m;
+    size_t i;
+
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        if (kmsenv_kek_methods[i]->load_deadline_ms != NULL &&
+            (m = kmsenv_kek_methods[i]->load_deadline_ms(
+                 env != NULL ? env->conf[i] : NULL)) > ms)
+            ms = m;
+    return ms > 0 ? ms : 30000;
+}
+
 int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                           size_t nwraps, const char *redirect,
                           const KMSENV_CONTEXT *ectx, size_t len,
                           KMSENV_SECRET *out, const char *name)
 {
     size_t i, order[KMSENV_KS_MAX_WRAPS];
-    long long load_deadline =
-        kmsenv_now_ms() + kmsenv_aws_deadline_ms(env != NULL ? env->aws : NULL);
+    long long load_deadline = kmsenv_now_ms() + load_deadline_ms(env);
 
     if (nwraps > KMSENV_KS_MAX_WRAPS)
         nwraps = KMSENV_KS_MAX_WRAPS;

@@ -20,22 +20,44 @@
 #include <openssl/types.h>
 #include "envelope/context.h"
 #include "envelope/keyset.h"
-#include "kms/aws.h"
 #include "util/secmem.h"
 
 typedef struct kmsenv_kek_st KMSENV_KEK;
 
-/* What keyrings need from their surroundings: the provider's library
- * context and KMS settings. A NULL env means OpenSSL's default library
- * context and settings from the environment only. */
-typedef struct {
-    OSSL_LIB_CTX *libctx;
-    const KMSENV_AWS_CFG *aws;   /* may be NULL */
-    KMSENV_AWS_STATE *aws_state; /* credentials cache; may be NULL */
-    const char *allowed_keks;    /* KEK policy (kms/policy.h); may be NULL */
-} KMSENV_KMS_ENV;
+/* Settings a keyring reads from the provider's openssl.cnf section (key)
+ * and the environment (env wins), stored into its config object at off. */
+enum kmsenv_setting_kind {
+    KMSENV_SET_STR,  /* char *, OPENSSL_strdup'ed */
+    KMSENV_SET_BOOL, /* int: yes/no, true/false, on/off, 1/0 */
+    KMSENV_SET_MS,   /* long: milliseconds, 1..3600000 */
+    KMSENV_SET_INT   /* int: 1..10 */
+};
 
 typedef struct {
+    const char *key, *env;
+    enum kmsenv_setting_kind kind;
+    size_t off;
+} KMSENV_SETTING;
+
+/* Each keyring method may keep a config/state object per provider
+ * (settings, a credentials cache): made by conf_new, filled from its
+ * settings, freed by conf_free. */
+#define KMSENV_KEK_NMETHODS 2
+
+/* What keyrings need from their surroundings: the provider's library
+ * context, each keyring method's config object (indexed as
+ * kmsenv_kek_methods; NULL: defaults and the environment only) and the KEK
+ * policy. A NULL env means OpenSSL's default library context and no config
+ * objects. */
+typedef struct {
+    OSSL_LIB_CTX *libctx;
+    void *conf[KMSENV_KEK_NMETHODS];
+    const char *allowed_keks; /* KEK policy (kms/policy.h); may be NULL */
+} KMSENV_KMS_ENV;
+
+typedef struct kmsenv_kek_method_st KMSENV_KEK_METHOD;
+
+struct kmsenv_kek_method_st {
     const char *scheme; /* "file", "aws-kms" */
     KMSENV_KEK *(*open)(const KMSENV_KMS_ENV *env, const char *spec);
     int (*generate)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
@@ -47,7 +69,39 @@ typedef struct {
     int (*rewrap)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
                   const KMSENV_WRAP *from, KMSENV_WRAP *to);
     void (*free)(KMSENV_KEK *kek);
-} KMSENV_KEK_METHOD;
+
+    /* Remote: calls take time, and share a load's deadline (see
+     * kmsenv_keyring_unwrap). */
+    int remote;
+    /* Settings (NULL-key terminated) and the config object they go to;
+     * all may be NULL. */
+    const KMSENV_SETTING *settings;
+    void *(*conf_new)(void);
+    void (*conf_free)(void *conf);
+    /* 1 if the KEK spec names is preferred for unwrapping (e.g. in the
+     * preferred region): those copies are tried first. May be NULL. */
+    int (*preferred)(const void *conf, const char *spec);
+    /* How long a keyset load may take in all (ms). May be NULL. */
+    long (*load_deadline_ms)(const void *conf);
+    /* The identity the KEK policy checks for spec (and the fingerprint
+     * recorded with a copy, or NULL) into out: 1, 0 if it does not fit.
+     * NULL: the spec itself. */
+    int (*policy_id)(const void *conf, const char *spec,
+                     const unsigned char *fp, size_t fplen, char *out,
+                     size_t outlen);
+};
+
+/* Every keyring method, in KMSENV_KMS_ENV.conf order. */
+extern const KMSENV_KEK_METHOD *const kmsenv_kek_methods[KMSENV_KEK_NMETHODS];
+
+/* The method of spec's scheme, or NULL. */
+const KMSENV_KEK_METHOD *kmsenv_kek_method_of(const char *spec);
+/* The config object of method m in env (NULL when there is none). */
+void *kmsenv_kms_conf(const KMSENV_KMS_ENV *env, const KMSENV_KEK_METHOD *m);
+/* Makes every method's config object (1), or 0 (raised). */
+int kmsenv_kms_env_init(KMSENV_KMS_ENV *env, OSSL_LIB_CTX *libctx,
+                        const char *allowed_keks);
+void kmsenv_kms_env_cleanup(KMSENV_KMS_ENV *env);
 
 struct kmsenv_kek_st {
     const KMSENV_KEK_METHOD *meth;
@@ -88,9 +142,10 @@ int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                           const KMSENV_WRAP *old, size_t nold,
                           const KMSENV_SECRET *pt, int flags,
                           KMSENV_WRAP **wraps, size_t *nwraps);
-/* Unwraps the first copy that works, trying copies under KEKs in the
- * preferred region (env->aws->preferred_region) first. redirect:
- * "FROM=TO[;FROM=TO]" maps a recorded KEK spec to another (a moved KEK file);
+/* Unwraps the first copy that works, trying copies under preferred KEKs
+ * (KMSENV_KEK_METHOD.preferred, e.g. aws-kms: preferred_region) first.
+ * redirect: "FROM=TO[;FROM=TO]" maps a recorded KEK spec to another (a moved
+ * KEK file);
  * "*=TO" maps every KEK. May be NULL. name names the key in errors. Exactly one
  * successful keyring call. */
 int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,

@@ -20,6 +20,7 @@
 #include "envelope/keyset.h"
 #include "envelope/record.h"
 #include "envelope/xaes.h"
+#include "kms/aws.h"
 #include "kms/keyring.h"
 #include "kms/policy.h"
 #include "util/bytes.h"
@@ -2389,11 +2390,17 @@ static void test_doc_vectors(void)
 static int allowed(const char *policy, const char *spec,
                    const unsigned char *fp, size_t fplen)
 {
-    KMSENV_AWS_CFG cfg;
-    KMSENV_KMS_ENV env = {NULL, &cfg, NULL, policy};
+    KMSENV_AWS_CONF conf;
+    KMSENV_KMS_ENV env;
+    size_t i;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.region = (char *)"us-east-1";
+    memset(&conf, 0, sizeof(conf));
+    memset(&env, 0, sizeof(env));
+    conf.cfg.region = (char *)"us-east-1";
+    env.allowed_keks = policy;
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        if (kmsenv_kek_methods[i] == &kmsenv_aws_kek_method)
+            env.conf[i] = &conf;
     return kmsenv_kek_allowed(&env, spec, fp, fplen, "k");
 }
 
