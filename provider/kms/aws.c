@@ -510,12 +510,22 @@ static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield,
            aws_json_grants(b, cfg_of(k));
 }
 
-static void body_failed(const AWS_KEK *k, const char *op, const KMSENV_BUF *b)
+/* Ends the body (built: its members were appended), sends it, fills w
+ * from the answer (when w is not NULL) and frees the body and the answer. */
+static int send_op(AWS_KEK *k, AWS_CALL *call, KMSENV_BUF *b, int built,
+                   KMSENV_WRAP *w)
 {
-    KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
-                 "aws-kms %s with key %s: out of %smemory building the "
-                 "request",
-                 op, k->key_id, b->secure ? "secure " : "");
+    int ok = built && kmsenv_buf_append(b, "}", 1);
+
+    if (!ok)
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
+                     "aws-kms %s with key %s: out of %smemory building the "
+                     "request",
+                     call->op, k->key_id, b->secure ? "secure " : "");
+    ok = ok && aws_call(k, call, b) && (w == NULL || fill_wrap(k, call, w));
+    kmsenv_jfields_free(call->out, F_N);
+    kmsenv_buf_free(b);
+    return ok;
 }
 
 static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
@@ -532,15 +542,10 @@ static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
               ? aws_json_key(&b, "KeySpec") && aws_json_str(&b, "AES_256")
               : aws_json_key(&b, "NumberOfBytes") &&
                     kmsenv_buf_appendf(&b, "%zu", out->len)) &&
-         aws_json_context(&b, "EncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    if (!ok)
-        body_failed(k, call.op, &b);
-    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
+         aws_json_context(&b, "EncryptionContext", ectx);
+    ok = send_op(k, &call, &b, ok, w);
     if (!ok)
         OPENSSL_cleanse(out->data, out->len);
-    kmsenv_jfields_free(call.out, F_N);
-    kmsenv_buf_free(&b);
     return ok;
 }
 
@@ -561,14 +566,8 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
     }
     ok = body_start(&b, k, "KeyId", k->key_id) &&
          aws_json_b64(&b, "Plaintext", pt->data, pt->len) &&
-         aws_json_context(&b, "EncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    if (!ok)
-        body_failed(k, call.op, &b);
-    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
-    kmsenv_jfields_free(call.out, F_N);
-    kmsenv_buf_free(&b);
-    return ok;
+         aws_json_context(&b, "EncryptionContext", ectx);
+    return send_op(k, &call, &b, ok, w);
 }
 
 /* Decrypt names the key ARN recorded with the copy when the copy is this
@@ -604,15 +603,9 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
 
         ok = body_start(&b, k, "KeyId", kid) &&
              aws_json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
-             aws_json_context(&b, "EncryptionContext", ectx) &&
-             kmsenv_buf_append(&b, "}", 1);
-        if (!ok)
-            body_failed(k, call.op, &b);
-        ok = ok && aws_call(k, &call, &b);
-        kmsenv_jfields_free(call.out, F_N);
+             aws_json_context(&b, "EncryptionContext", ectx);
+        return send_op(k, &call, &b, ok, NULL);
     }
-    kmsenv_buf_free(&b);
-    return ok;
 }
 
 /* ReEncrypt: the data key moves from a copy under another aws-kms key in
@@ -647,14 +640,8 @@ static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
          aws_json_key(&b, "SourceKeyId") && aws_json_str(&b, src) &&
          aws_json_context(&b, "SourceEncryptionContext", ectx) &&
          aws_json_key(&b, "DestinationKeyId") && aws_json_str(&b, k->key_id) &&
-         aws_json_context(&b, "DestinationEncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    if (!ok)
-        body_failed(k, call.op, &b);
-    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, to);
-    kmsenv_jfields_free(call.out, F_N);
-    kmsenv_buf_free(&b);
-    return ok;
+         aws_json_context(&b, "DestinationEncryptionContext", ectx);
+    return send_op(k, &call, &b, ok, to);
 }
 
 const KMSENV_KEK_METHOD kmsenv_aws_kek_method = {

@@ -10,9 +10,12 @@
 
 /* ---- EC2 instance metadata (IMDSv2) ---- */
 
+/* One IMDS request: 1 when an answer came (any status), 0 when none did
+ * (noted in sum as "IMDS (WHAT: ERROR)"), -1 when the URL was refused
+ * (raised). */
 static int imds_get(KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp,
                     const char *url, const char *method,
-                    const char *const *headers)
+                    const char *const *headers, SUMMARY *sum, const char *what)
 {
     RETRY rt = {2, 1000, 2000, 0, 0};
 
@@ -20,7 +23,28 @@ static int imds_get(KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp,
     req->method = method;
     req->url = url;
     req->headers = headers;
-    return http_retry(req, resp, &rt);
+    if (http_retry(req, resp, &rt))
+        return 1;
+    if (!resp->transport_error)
+        return -1;
+    sum_add(sum, "IMDS (%s: %s)", what, resp->error);
+    return 0;
+}
+
+/* A GET that must answer 200: 1, or as imds_get (a status other than 200
+ * is noted in sum, with hint404 for a 404). */
+static int imds_read(KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp,
+                     const char *url, const char *const *headers, SUMMARY *sum,
+                     const char *hint404)
+{
+    int r = imds_get(req, resp, url, "GET", headers, sum, url);
+
+    if (r == 1 && resp->status != 200) {
+        sum_add(sum, "IMDS (%s: HTTP %ld%s)", url, resp->status,
+                resp->status == 404 ? hint404 : "");
+        r = 0;
+    }
+    return r;
 }
 
 int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
@@ -32,7 +56,7 @@ int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     const char *ttl[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
     const char *hdrs[2] = {NULL, NULL};
     const char *base, *s;
-    char role[129], why[200], shown[64], label[400];
+    char role[129], why[200], shown[64], label[400], where[600];
     size_t baselen, n, i;
     int r, ret = -1;
 
@@ -69,12 +93,9 @@ int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     /* 1. session token */
     if (!bapp(&url, base, baselen) || !bapps(&url, "/latest/api/token"))
         goto done;
-    if (!imds_get(&req, &resp, url.data, "PUT", ttl)) {
-        if (!resp.transport_error)
-            goto done;
-        sum_add(sum, "IMDS (unreachable at %.*s: %s)", (int)baselen, base,
-                resp.error);
-        ret = 0;
+    snprintf(where, sizeof(where), "unreachable at %.*s", (int)baselen, base);
+    if ((r = imds_get(&req, &resp, url.data, "PUT", ttl, sum, where)) != 1) {
+        ret = r;
         goto done;
     }
     if (resp.status != 200) {
@@ -101,19 +122,9 @@ int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     kmsenv_buf_reset(&url);
     if (!bapp(&url, base, baselen) || !bapps(&url, IMDS_CREDS_PATH))
         goto done;
-    if (!imds_get(&req, &resp, url.data, "GET", hdrs)) {
-        if (!resp.transport_error)
-            goto done;
-        sum_add(sum, "IMDS (%s: %s)", url.data, resp.error);
-        ret = 0;
-        goto done;
-    }
-    if (resp.status != 200) {
-        sum_add(sum, "IMDS (%s: HTTP %ld%s)", url.data, resp.status,
-                resp.status == 404 ? ": no IAM role attached to this "
-                                     "instance"
-                                   : "");
-        ret = 0;
+    if ((r = imds_read(&req, &resp, url.data, hdrs, sum,
+                       ": no IAM role attached to this instance")) != 1) {
+        ret = r;
         goto done;
     }
     s = resp.body.data != NULL ? resp.body.data : "";
@@ -138,16 +149,8 @@ int src_imds(const KMSENV_AWS_CFG *cfg, const AWS_ENV *env, SUMMARY *sum,
     /* 3. credentials */
     if (!bapps(&url, role))
         goto done;
-    if (!imds_get(&req, &resp, url.data, "GET", hdrs)) {
-        if (!resp.transport_error)
-            goto done;
-        sum_add(sum, "IMDS (%s: %s)", url.data, resp.error);
-        ret = 0;
-        goto done;
-    }
-    if (resp.status != 200) {
-        sum_add(sum, "IMDS (%s: HTTP %ld)", url.data, resp.status);
-        ret = 0;
+    if ((r = imds_read(&req, &resp, url.data, hdrs, sum, "")) != 1) {
+        ret = r;
         goto done;
     }
     snprintf(label, sizeof(label), "IMDS (role %s at %.*s)", role, (int)baselen,

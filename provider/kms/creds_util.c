@@ -3,6 +3,7 @@
  * (kms/retry.h), secret files, and the JSON credential documents of ECS and
  * IMDS. */
 #include "kms/creds.h"
+#include "util/file.h"
 #include "kms/xml.h"
 
 #include <fcntl.h>
@@ -372,11 +373,9 @@ int read_secret_file(const char *path, KMSENV_SECRET *out, char *why,
     if (!kmsenv_secret_alloc(&raw, SECRET_FILE_MAX + 1))
         goto done;
     for (;;) {
-        n = read(fd, raw.data + got, SECRET_FILE_MAX + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
+        n = kmsenv_read_some(fd, raw.data + got, SECRET_FILE_MAX + 1 - got, why,
+                             whylen);
         if (n < 0) {
-            snprintf(why, whylen, "read error: %s", strerror(errno));
             ret = 0;
             goto done;
         }

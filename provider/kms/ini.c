@@ -1,6 +1,7 @@
 /* The AWS shared credentials / config file reader (kms/ini.h). */
 #include "kms/ini.h"
 #include "kms/creds.h"
+#include "util/file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -153,11 +154,8 @@ int ini_read_file(const char *path, INI *st, char *why, size_t whylen)
     if (!kmsenv_secret_alloc(&chunk, INI_CHUNK) || !bapp(&line, "", 0))
         goto done;
     for (;;) {
-        n = read(fd, chunk.data, INI_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
+        n = kmsenv_read_some(fd, chunk.data, INI_CHUNK, why, whylen);
         if (n < 0) {
-            snprintf(why, whylen, "read error: %s", strerror(errno));
             ret = 0;
             goto done;
         }
