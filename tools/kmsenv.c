@@ -63,6 +63,8 @@ static void usage(FILE *f)
             "  promote KEYSET --version N       make version N primary\n"
             "  rewrap KEYSET --keyring SPEC     wrap under new KEK(s); data\n"
             "                                   keys are unchanged\n"
+            "    [--allow-local-wrap]           if ReEncrypt fails, wrap\n"
+            "                                   locally (else an error)\n"
             "KEYSET is PEM or DER and is rewritten in the same form; a\n"
             "symlink is followed and its target rewritten.\n"
             "The provider is found in --provider-path, OPENSSL_MODULES or\n"
@@ -502,9 +504,14 @@ static int modify(const char *path, const char *cmd, OSSL_PARAM *params)
         rc = fail("cannot load keyset", path);
         goto end;
     }
+    ERR_clear_error(); /* what is left after set_params is about it */
     if (!EVP_PKEY_set_params(pkey, params)) {
         rc = fail(cmd, "failed");
         goto end;
+    }
+    if (ERR_peek_error() != 0) { /* e.g. a rewrap that fell back */
+        fprintf(stderr, "%s: %s %s: warning:\n", prog, cmd, path);
+        ERR_print_errors_fp(stderr);
     }
     if (!encode_keyset(pkey, form, &enc, &enclen)) {
         rc = fail("cannot encode keyset", path);
@@ -532,9 +539,9 @@ int main(int argc, char **argv)
 {
     const char *ppath = NULL, *cmd, *path, *keyring = NULL, *vers = NULL;
     OSSL_PROVIDER *pdef = NULL, *pkms = NULL;
-    OSSL_PARAM params[2];
+    OSSL_PARAM params[3];
     unsigned int version = 0;
-    int i = 1, rc = 1, one = 1;
+    int i = 1, rc = 1, one = 1, allow_local = 0;
 
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
         if (strcmp(argv[i], "--provider-path") == 0 && i + 1 < argc) {
@@ -559,6 +566,8 @@ int main(int argc, char **argv)
             vers = argv[++i];
         else if (strcmp(argv[i], "--keyring") == 0 && i + 1 < argc)
             keyring = argv[++i];
+        else if (strcmp(argv[i], "--allow-local-wrap") == 0)
+            allow_local = 1;
         else {
             fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[i]);
             usage(stderr);
@@ -605,13 +614,22 @@ int main(int argc, char **argv)
         }
         params[0] = OSSL_PARAM_construct_utf8_string("kmsenv-rewrap-keyring",
                                                      (char *)keyring, 0);
+        params[1] = OSSL_PARAM_construct_int("kmsenv-rewrap-allow-local-wrap",
+                                             &allow_local);
+        params[2] = OSSL_PARAM_construct_end();
     } else {
         fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
         usage(stderr);
         rc = 2;
         goto end;
     }
-    params[1] = OSSL_PARAM_construct_end();
+    if (strcmp(cmd, "rewrap") != 0)
+        params[1] = OSSL_PARAM_construct_end();
+    if (allow_local && strcmp(cmd, "rewrap") != 0) {
+        fprintf(stderr, "%s: --allow-local-wrap is for rewrap\n", prog);
+        rc = 2;
+        goto end;
+    }
     rc = modify(path, cmd, params);
 end:
     OSSL_PROVIDER_unload(pkms);

@@ -193,7 +193,7 @@ int kmsenv_ctx_copy(KMSENV_CONTEXT *dst, const KMSENV_CONTEXT *src)
     return 1;
 }
 
-int kmsenv_ctx_encode(const KMSENV_CONTEXT *c, KMSENV_WR *w)
+int kmsenv_ctx_encode(const KMSENV_CONTEXT *c, KMSENV_BUF *w)
 {
     size_t i, start = w->len;
 
@@ -205,7 +205,7 @@ int kmsenv_ctx_encode(const KMSENV_CONTEXT *c, KMSENV_WR *w)
         kmsenv_wr_u16(w, (uint16_t)vl);
         kmsenv_wr_bytes(w, c->pairs[i].value, vl);
     }
-    if (!w->ok) {
+    if (w->failed) {
         KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "encoding context");
         return 0;
     }

@@ -32,7 +32,7 @@ int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value);
  * would exceed KMSENV_CTX_MAX_ENCODED. Keys starting with "kmsenv:" or
  * "aws:" are reserved and refused. */
 int kmsenv_ctx_parse(KMSENV_CONTEXT *c, const char *text, size_t len);
-int kmsenv_ctx_encode(const KMSENV_CONTEXT *c, KMSENV_WR *w);
+int kmsenv_ctx_encode(const KMSENV_CONTEXT *c, KMSENV_BUF *w);
 /* Human-readable form for error messages (never secret). */
 void kmsenv_ctx_describe(const KMSENV_CONTEXT *c, char *buf, size_t len);
 

@@ -188,9 +188,9 @@ int kmsenv_keyset_unseal(KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
 }
 
 int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
-                         const unsigned char *nonce, KMSENV_WR *der)
+                         const unsigned char *nonce, KMSENV_BUF *der)
 {
-    KMSENV_WR b;
+    KMSENV_BUF b;
     size_t i, aadlen;
     int ok;
 
@@ -207,7 +207,7 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
     }
     if (!kmsenv_wraps_check(ks->wrap, ks->nwrap))
         return 0;
-    kmsenv_wr_init(&b);
+    kmsenv_buf_init(&b, 0);
     kmsenv_wr_bytes(&b, KMSENV_KS_MAGIC, 8);
     kmsenv_wr_u8(&b, KMSENV_KS_FORMAT);
     kmsenv_wr_bytes(&b, ks->id, 16);
@@ -223,7 +223,7 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
     kmsenv_wraps_write(&b, ks->wrap, ks->nwrap);
     aadlen = b.len;
     /* b.p may move while the seal is appended: seal a copy of the AAD */
-    ok = b.ok;
+    ok = !b.failed;
     if (ok) {
         unsigned char *aad = OPENSSL_memdup(b.p, aadlen);
         ok = aad != NULL &&
@@ -234,9 +234,9 @@ int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
     if (ok) {
         kmsenv_der_wrap_header(der, b.len);
         kmsenv_wr_bytes(der, b.p, b.len);
-        ok = der->ok;
+        ok = !der->failed;
     }
-    kmsenv_wr_free(&b);
+    kmsenv_buf_free(&b);
     if (!ok)
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "sealing keyset");
     return ok;

@@ -66,7 +66,7 @@ int kmsenv_keyset_unseal(KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
                          const char *name);
 /* Serialises (re-sealing under ks->ksk). nonce: NULL for random. */
 int kmsenv_keyset_encode(const KMSENV_KEYSET *ks, OSSL_LIB_CTX *libctx,
-                         const unsigned char *nonce, KMSENV_WR *der);
+                         const unsigned char *nonce, KMSENV_BUF *der);
 
 int kmsenv_keyset_find(const KMSENV_KEYSET *ks, uint32_t id);
 const unsigned char *kmsenv_keyset_key(const KMSENV_KEYSET *ks, int idx);

@@ -67,7 +67,7 @@ int kmsenv_der_unwrap(const unsigned char *der, size_t len,
     return 1;
 }
 
-void kmsenv_der_wrap_header(KMSENV_WR *w, size_t l)
+void kmsenv_der_wrap_header(KMSENV_BUF *w, size_t l)
 {
     kmsenv_wr_u8(w, 0x04);
     if (l < 0x80) {
@@ -162,7 +162,7 @@ int kmsenv_wraps_check(const KMSENV_WRAP *wraps, size_t n)
     return 1;
 }
 
-void kmsenv_wraps_write(KMSENV_WR *w, const KMSENV_WRAP *wraps, size_t n)
+void kmsenv_wraps_write(KMSENV_BUF *w, const KMSENV_WRAP *wraps, size_t n)
 {
     size_t i;
 
@@ -202,7 +202,7 @@ static EVP_CIPHER_CTX *gcm_start(OSSL_LIB_CTX *libctx, int enc,
 int kmsenv_seal(OSSL_LIB_CTX *libctx, const KMSENV_SECRET *key,
                 const unsigned char *nonce, const unsigned char *aad,
                 size_t aadlen, const unsigned char *pt, size_t ptlen,
-                KMSENV_WR *out)
+                KMSENV_BUF *out)
 {
     unsigned char n[KMSENV_SEAL_NONCE_LEN], *ct;
     EVP_CIPHER_CTX *c = NULL;
@@ -213,8 +213,8 @@ int kmsenv_seal(OSSL_LIB_CTX *libctx, const KMSENV_SECRET *key,
     else if (RAND_bytes_ex(libctx, n, sizeof(n), 0) <= 0)
         goto end;
     kmsenv_wr_bytes(out, n, sizeof(n));
-    ct = kmsenv_wr_reserve(out, ptlen + KMSENV_SEAL_TAG_LEN);
-    if (!out->ok || ct == NULL || ptlen > INT32_MAX)
+    ct = kmsenv_buf_reserve(out, ptlen + KMSENV_SEAL_TAG_LEN);
+    if (out->failed || ct == NULL || ptlen > INT32_MAX)
         goto end;
     c = gcm_start(libctx, 1, key, n, aad, aadlen);
     ok = c != NULL && EVP_CipherUpdate(c, ct, &outl, pt, (int)ptlen) &&

@@ -35,7 +35,7 @@ void kmsenv_wraps_free(KMSENV_WRAP *w, size_t n);
 /* DER OCTET STRING wrapper, minimal length, nothing after it. */
 int kmsenv_der_unwrap(const unsigned char *der, size_t len,
                       const unsigned char **body, size_t *bodylen);
-void kmsenv_der_wrap_header(KMSENV_WR *w, size_t len);
+void kmsenv_der_wrap_header(KMSENV_BUF *w, size_t len);
 
 /* Wrap list: nwrap u8 (1..16), then per copy
  * spec_len u16 | spec | fp_len u8 | fp | blob_len u16 | blob.
@@ -44,14 +44,14 @@ int kmsenv_wraps_read(KMSENV_RD *r, KMSENV_WRAP **wraps, size_t *n,
                       const char *name);
 /* 1 if the list can be written as read would accept it; else raises. */
 int kmsenv_wraps_check(const KMSENV_WRAP *wraps, size_t n);
-void kmsenv_wraps_write(KMSENV_WR *w, const KMSENV_WRAP *wraps, size_t n);
+void kmsenv_wraps_write(KMSENV_BUF *w, const KMSENV_WRAP *wraps, size_t n);
 
 /* Appends nonce | AES-256-GCM(key, pt, aad) | tag to out; nonce NULL means
  * a fresh random one (every encode must use a fresh nonce). */
 int kmsenv_seal(OSSL_LIB_CTX *libctx, const KMSENV_SECRET *key,
                 const unsigned char *nonce, const unsigned char *aad,
                 size_t aadlen, const unsigned char *pt, size_t ptlen,
-                KMSENV_WR *out);
+                KMSENV_BUF *out);
 /* Opens nonce | ct | tag into pt (secure memory, ptlen = sealedlen -
  * KMSENV_SEAL_OVERHEAD); 0 without an error raised if the tag fails, so
  * the caller names what failed. */

@@ -112,7 +112,7 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
 {
     KMSENV_XAES *x = OPENSSL_zalloc(k->ks.nver * sizeof(*x));
     size_t i;
-    KMSENV_WR w;
+    KMSENV_BUF w;
 
     if (x == NULL)
         return 0;
@@ -131,9 +131,9 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode)
             return 0;
         }
     if (reencode) {
-        kmsenv_wr_init(&w);
+        kmsenv_buf_init(&w, 0);
         if (!kmsenv_keyset_encode(&k->ks, k->env->libctx, NULL, &w)) {
-            kmsenv_wr_free(&w);
+            kmsenv_buf_free(&w);
             free_xaes(x, k->ks.nver);
             return 0;
         }
@@ -300,9 +300,15 @@ int kmsenv_keyobj_set_state(KMSENV_KEYOBJ *k, uint32_t version, int state)
     return mutate(k, do_set_state, &a);
 }
 
+struct rewrap_arg {
+    const char *spec;
+    int flags;
+};
+
 static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
 {
-    const char *spec = arg;
+    const struct rewrap_arg *a = arg;
+    const char *spec = a->spec;
     KMSENV_KEYRING *kr = NULL;
     KMSENV_CONTEXT ectx;
     KMSENV_WRAP *ws = NULL, *oldw = k->ks.wrap;
@@ -312,7 +318,8 @@ static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
     kmsenv_ctx_init(&ectx);
     ok = kmsenv_keyring_open(k->env->kms, spec, &kr) &&
          kmsenv_keyring_keyset_context(&ectx, k->ks.id, "keyset") &&
-         kmsenv_keyring_rewrap(kr, &ectx, oldw, oldn, &k->ks.ksk, &ws, &nws);
+         kmsenv_keyring_rewrap(kr, &ectx, oldw, oldn, &k->ks.ksk, a->flags, &ws,
+                               &nws);
     if (ok) {
         k->ks.wrap = ws;
         k->ks.nwrap = nws;
@@ -331,9 +338,11 @@ static int do_rewrap(KMSENV_KEYOBJ *k, const void *arg)
     return ok;
 }
 
-int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec)
+int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec, int flags)
 {
-    return mutate(k, do_rewrap, spec);
+    struct rewrap_arg a = {spec, flags};
+
+    return mutate(k, do_rewrap, &a);
 }
 
 void kmsenv_lease_release(KMSENV_LEASE *l)

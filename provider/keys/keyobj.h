@@ -87,7 +87,8 @@ KMSENV_KEYOBJ *kmsenv_keyobj_generate(const KMSENV_KEYS_ENV *env,
 /* Mutations (take the write lock, re-encode). */
 int kmsenv_keyobj_rotate(KMSENV_KEYOBJ *k);
 int kmsenv_keyobj_set_state(KMSENV_KEYOBJ *k, uint32_t version, int state);
-int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec);
+/* flags: KMSENV_REWRAP_* (kms/keyring.h) */
+int kmsenv_keyobj_rewrap(KMSENV_KEYOBJ *k, const char *spec, int flags);
 
 /* Makes l the working key of the primary version (primary set) or of
  * version: reuses l when still current, else rebuilds it under the read

@@ -11,10 +11,11 @@
  * one are built and received in secure memory, and answers are read with
  * kms/json.c, which decodes members straight into secure memory: no
  * general-purpose parser ever holds a data key. */
-#include "kms/keyring.h"
 #include "kms/aws.h"
 #include "kms/http.h"
+#include "kms/aws_proto.h"
 #include "kms/json.h"
+#include "kms/retry.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -42,18 +43,16 @@ typedef struct {
     enum kmsenv_http_policy policy;
 } AWS_KEK;
 
-static const KMSENV_AWS_CFG no_cfg;
-
 static const KMSENV_AWS_CFG *cfg_of(const AWS_KEK *k)
 {
-    return k->env != NULL && k->env->aws != NULL ? k->env->aws : &no_cfg;
+    return kmsenv_aws_cfg_of(kmsenv_kms_conf(k->env, &kmsenv_aws_kek_method));
 }
 
-static int env_true(const char *name)
+static KMSENV_AWS_STATE *state_of(const AWS_KEK *k)
 {
-    const char *v = getenv(name);
+    const KMSENV_AWS_CONF *c = kmsenv_kms_conf(k->env, &kmsenv_aws_kek_method);
 
-    return v != NULL && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0);
+    return c != NULL ? c->state : NULL;
 }
 
 static long cfg_long(long v, const char *env, long def)
@@ -74,51 +73,6 @@ static long cfg_long(long v, const char *env, long def)
 }
 
 /* ---- spec, region, endpoint ---- */
-
-/* Endpoint for region: the configured URL or REGION=URL map, then
- * AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, then the public one. */
-static char *endpoint_for(const KMSENV_AWS_CFG *cfg, const char *region)
-{
-    const char *e = cfg->endpoint;
-    char buf[256];
-
-    if (e != NULL && *e != '\0') {
-        if (strchr(e, '=') == NULL)
-            return OPENSSL_strdup(e);
-        {
-            char *copy = OPENSSL_strdup(e), *tok, *save = NULL, *res = NULL,
-                 *star = NULL;
-            if (copy == NULL)
-                return NULL;
-            for (tok = strtok_r(copy, ";, ", &save); tok != NULL;
-                 tok = strtok_r(NULL, ";, ", &save)) {
-                char *eq = strchr(tok, '=');
-                if (eq == NULL)
-                    continue;
-                *eq = '\0';
-                if (strcmp(tok, region) == 0 && res == NULL)
-                    res = eq + 1;
-                else if (strcmp(tok, "*") == 0 && star == NULL)
-                    star = eq + 1;
-            }
-            res = res != NULL ? res : star;
-            res = res != NULL ? OPENSSL_strdup(res) : NULL;
-            OPENSSL_free(copy);
-            if (res != NULL)
-                return res;
-        }
-    }
-    if ((e = getenv("AWS_ENDPOINT_URL_KMS")) != NULL && *e != '\0')
-        return OPENSSL_strdup(e);
-    if ((e = getenv("AWS_ENDPOINT_URL")) != NULL && *e != '\0')
-        return OPENSSL_strdup(e);
-    snprintf(buf, sizeof(buf), "https://kms%s.%s.%s",
-             cfg->use_fips || env_true("AWS_USE_FIPS_ENDPOINT") ? "-fips" : "",
-             region,
-             strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn"
-                                            : "amazonaws.com");
-    return OPENSSL_strdup(buf);
-}
 
 static int key_id_valid(const char *id)
 {
@@ -181,7 +135,7 @@ static KMSENV_KEK *aws_open(const KMSENV_KMS_ENV *env, const char *spec)
         }
     k->policy =
         cfg->allow_http ? KMSENV_HTTP_LOOPBACK_OK : KMSENV_HTTP_HTTPS_ONLY;
-    if ((k->endpoint = endpoint_for(cfg, k->region)) == NULL ||
+    if ((k->endpoint = aws_endpoint_for(cfg, k->region)) == NULL ||
         !kmsenv_http_url_allowed(k->endpoint, k->policy, spec))
         goto err;
     /* No fingerprint check before calling KMS: KMS itself refuses a blob
@@ -191,212 +145,6 @@ static KMSENV_KEK *aws_open(const KMSENV_KMS_ENV *env, const char *spec)
 err:
     aws_free(&k->base);
     return NULL;
-}
-
-/* ---- JSON request building (secure buffer) ---- */
-
-static int json_str(KMSENV_BUF *b, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    int ok = kmsenv_buf_append(b, "\"", 1);
-
-    for (; ok && *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            ok = kmsenv_buf_appendf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            ok = kmsenv_buf_appendf(b, "\\u%04x", *p);
-        else
-            ok = kmsenv_buf_append(b, p, 1);
-    }
-    return ok && kmsenv_buf_append(b, "\"", 1);
-}
-
-static int json_key(KMSENV_BUF *b, const char *name)
-{
-    return (b->len <= 1 || kmsenv_buf_append(b, ",", 1)) && json_str(b, name) &&
-           kmsenv_buf_append(b, ":", 1);
-}
-
-static int json_b64(KMSENV_BUF *b, const char *name, const unsigned char *p,
-                    size_t n)
-{
-    size_t enc = 4 * ((n + 2) / 3);
-    char *tmp;
-    int ok;
-
-    if (enc + 1 > ((size_t)1 << 20) || !json_key(b, name) ||
-        !kmsenv_buf_append(b, "\"", 1))
-        return 0;
-    /* the base64 of a data key is as secret as the key: same memory kind */
-    tmp = b->secure ? OPENSSL_secure_zalloc(enc + 1) : OPENSSL_zalloc(enc + 1);
-    if (tmp == NULL)
-        return 0;
-    EVP_EncodeBlock((unsigned char *)tmp, p, (int)n);
-    ok = kmsenv_buf_append(b, tmp, enc) && kmsenv_buf_append(b, "\"", 1);
-    if (b->secure)
-        OPENSSL_secure_clear_free(tmp, enc + 1);
-    else
-        OPENSSL_clear_free(tmp, enc + 1);
-    return ok;
-}
-
-static int json_context(KMSENV_BUF *b, const char *name,
-                        const KMSENV_CONTEXT *ectx)
-{
-    size_t i;
-
-    if (!json_key(b, name) || !kmsenv_buf_append(b, "{", 1))
-        return 0;
-    for (i = 0; i < ectx->n; i++)
-        if ((i > 0 && !kmsenv_buf_append(b, ",", 1)) ||
-            !json_str(b, ectx->pairs[i].key) || !kmsenv_buf_append(b, ":", 1) ||
-            !json_str(b, ectx->pairs[i].value))
-            return 0;
-    return kmsenv_buf_append(b, "}", 1);
-}
-
-static int json_grants(KMSENV_BUF *b, const KMSENV_AWS_CFG *cfg)
-{
-    char *copy, *tok, *save = NULL;
-    int ok = 1, n = 0;
-
-    if (cfg->grant_tokens == NULL || *cfg->grant_tokens == '\0')
-        return 1;
-    if ((copy = OPENSSL_strdup(cfg->grant_tokens)) == NULL)
-        return 0;
-    ok = json_key(b, "GrantTokens") && kmsenv_buf_append(b, "[", 1);
-    for (tok = strtok_r(copy, ", ", &save); ok && tok != NULL;
-         tok = strtok_r(NULL, ", ", &save))
-        ok = (n++ == 0 || kmsenv_buf_append(b, ",", 1)) && json_str(b, tok);
-    OPENSSL_free(copy);
-    return ok && kmsenv_buf_append(b, "]", 1);
-}
-
-/* ---- responses ---- */
-
-/* Decodes standard base64 (with padding) into out (cap bytes). */
-static int b64_decode(const char *in, size_t inlen, unsigned char *out,
-                      size_t cap, size_t *outlen)
-{
-    int n;
-    size_t pad = 0;
-
-    if (inlen == 0 || inlen % 4 != 0 || inlen / 4 * 3 > cap ||
-        inlen > (size_t)1 << 20)
-        return 0;
-    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
-    if (n < 0)
-        return 0;
-    if (in[inlen - 1] == '=')
-        pad++;
-    if (in[inlen - 2] == '=')
-        pad++;
-    *outlen = (size_t)n - pad;
-    return 1;
-}
-
-/* Decodes the base64 of a string member into a fresh buffer of at most
- * max bytes, in secure memory when secure. NULL if absent or invalid. */
-static unsigned char *field_b64(const KMSENV_JFIELD *f, size_t max, int secure,
-                                size_t *outlen)
-{
-    size_t n = f->val.len, cap = n / 4 * 3 + 3;
-    unsigned char *out;
-
-    if (!f->present || n == 0 || n > 4 * ((max + 2) / 3))
-        return NULL;
-    out = secure ? OPENSSL_secure_malloc(cap) : OPENSSL_malloc(cap);
-    if (out == NULL)
-        return NULL;
-    if (!b64_decode((const char *)f->val.data, n, out, cap, outlen) ||
-        *outlen == 0 || *outlen > max) {
-        if (secure)
-            OPENSSL_secure_clear_free(out, cap);
-        else
-            OPENSSL_free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* Server-supplied text (len bytes, NULs included) for errors and the log:
- * printable ASCII as is, every other byte and '\\' as \xNN, so terminal
- * escapes, NULs and line breaks show instead of acting. Cut at a whole
- * character or escape when out is full. */
-static void escape_copy(char *out, size_t outlen, const char *in, size_t len)
-{
-    size_t i, o = 0;
-
-    if (outlen == 0)
-        return;
-    for (i = 0; in != NULL && i < len; i++) {
-        unsigned char ch = (unsigned char)in[i];
-
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-            if (o + 1 >= outlen)
-                break;
-            out[o++] = (char)ch;
-        } else {
-            if (o + 4 >= outlen)
-                break;
-            snprintf(out + o, 5, "\\x%02x", ch);
-            o += 4;
-        }
-    }
-    out[o] = '\0';
-}
-
-/* botocore's cleanup of __type: cut at the first ':' (a URI may follow,
- * itself holding '#'), then keep what follows the last '#'. */
-static void clean_type(const char *t, size_t len, char *out, size_t outlen)
-{
-    const char *end = memchr(t, ':', len), *p;
-
-    if (end != NULL)
-        len = (size_t)(end - t);
-    for (p = t + len; p > t; p--)
-        if (p[-1] == '#')
-            break;
-    escape_copy(out, outlen, p, len - (size_t)(p - t));
-}
-
-static int type_retryable(const char *t)
-{
-    static const char *const retry[] = {
-        "ThrottlingException",
-        "KMSInternalException",
-        "KeyUnavailableException",
-        "DependencyTimeoutException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "RequestThrottledException",
-        "InternalError",
-        "ServiceUnavailable"};
-    size_t i;
-
-    for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
-        if (strcmp(t, retry[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int type_auth(const char *t)
-{
-    return strcmp(t, "UnrecognizedClientException") == 0 ||
-           strcmp(t, "InvalidSignatureException") == 0 ||
-           strcmp(t, "MissingAuthenticationTokenException") == 0 ||
-           strcmp(t, "IncompleteSignature") == 0 ||
-           strcmp(t, "InvalidClientTokenId") == 0 ||
-           strcmp(t, "ExpiredTokenException") == 0 ||
-           strcmp(t, "ExpiredToken") == 0 ||
-           strcmp(t, "AccessDeniedException") == 0;
 }
 
 /* ---- the call loop: AWS standard retry mode ---- */
@@ -442,7 +190,8 @@ static int take_plaintext(AWS_CALL *call)
         return ANS_MALFORMED;
     if ((k = OPENSSL_secure_malloc(cap)) == NULL)
         return ANS_NO_MEMORY;
-    if (!b64_decode((const char *)f->val.data, n, k, cap, &got) || got == 0) {
+    if (!aws_b64_decode((const char *)f->val.data, n, k, cap, &got) ||
+        got == 0) {
         OPENSSL_secure_clear_free(k, cap);
         return ANS_MALFORMED;
     }
@@ -450,85 +199,6 @@ static int take_plaintext(AWS_CALL *call)
         memcpy(call->pt->data, k, got);
     OPENSSL_secure_clear_free(k, cap);
     return got == call->pt->len ? ANS_OK : ANS_KEY_LENGTH;
-}
-
-/* Splits "arn:PARTITION:kms:REGION:ACCOUNT:REST": 1 if s has that shape,
- * with region and the text after the account (rest) pointed at. */
-static int arn_parts(const char *s, size_t len, const char **region,
-                     size_t *rlen, const char **rest)
-{
-    const char *p = s, *e = s + len, *f[5];
-    int i;
-
-    if (len < 4 || memcmp(s, "arn:", 4) != 0)
-        return 0;
-    for (i = 0; i < 5; i++) {
-        f[i] = p;
-        if ((p = memchr(p, ':', (size_t)(e - p))) == NULL)
-            return 0;
-        p++;
-    }
-    if ((size_t)(f[3] - f[2]) != 4 || memcmp(f[2], "kms:", 4) != 0)
-        return 0;
-    *region = f[3];
-    *rlen = (size_t)(f[4] - f[3]) - 1;
-    *rest = p;
-    return 1;
-}
-
-/* Does the KeyId a Decrypt answer names (id, idlen bytes) identify the key
- * the request named (want)? A key ARN must come back exactly; for a bare key
- * id, the answer is that key's ARN in our region; for an alias (the keyring
- * names one, nothing was recorded), any key ARN in our region and the
- * alias's account. As the AWS Encryption SDK, never trust an answer for
- * another key. */
-static int key_matches(const AWS_KEK *k, const char *want, const char *id,
-                       size_t idlen)
-{
-    const char *reg, *rest, *wreg, *wrest;
-    size_t rlen, wrlen, wl = strlen(want), i;
-
-    for (i = 0; i < idlen; i++)
-        if (!isgraph((unsigned char)id[i]))
-            return 0;
-    if (!arn_parts(id, idlen, &reg, &rlen, &rest) ||
-        strncmp(rest, "key/", 4) != 0 || rlen != strlen(k->region) ||
-        memcmp(reg, k->region, rlen) != 0)
-        return 0;
-    if (arn_parts(want, wl, &wreg, &wrlen, &wrest)) {
-        if (strncmp(wrest, "key/", 4) == 0)
-            return idlen == wl && memcmp(id, want, wl) == 0;
-        /* alias ARN: same partition, region and account */
-        return strncmp(wrest, "alias/", 6) == 0 &&
-               (size_t)(rest - id) == (size_t)(wrest - want) &&
-               memcmp(id, want, (size_t)(rest - id)) == 0;
-    }
-    if (strncmp(want, "alias/", 6) == 0)
-        return 1;
-    return idlen - (size_t)(rest - id) == 4 + wl &&
-           memcmp(rest + 4, want, wl) == 0;
-}
-
-static void backoff(int attempt, long long deadline)
-{
-    unsigned int r = 0;
-    long long cap_ms = (1LL << (attempt < 5 ? attempt : 5)) * 1000;
-    long long ms, left = deadline - kmsenv_now_ms();
-    struct timespec ts;
-
-    if (cap_ms > 20000)
-        cap_ms = 20000;
-    if (RAND_bytes((unsigned char *)&r, sizeof(r)) <= 0)
-        r = (unsigned int)kmsenv_now_ms();
-    ms = (long long)((double)r / 4294967296.0 * (double)cap_ms);
-    if (ms > left)
-        ms = left;
-    if (ms <= 0)
-        return;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 long kmsenv_aws_deadline_ms(const KMSENV_AWS_CFG *cfg)
@@ -548,6 +218,7 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     long request_ms = cfg_long(cfg->request_timeout_ms, NULL, 10000);
     long long start = kmsenv_now_ms();
     long long deadline = start + kmsenv_aws_deadline_ms(cfg);
+    KMSENV_RETRY rt;
     char target[80], sigv4[96], type[128] = "", msg[768] = "", rid[160] = "";
     char transport[768] = "";
     /* the last KMS error answer, kept when a later attempt gets none */
@@ -555,8 +226,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     long last_status = 0;
     const char *headers[3];
     long status = 0;
-    int attempt, made = 0, refreshed = 0, retryable = 0, fatal = 0;
-    int deadline_hit = 0, reason = KMSENV_R_KMS_ERROR, oom = 0, tls = 0;
+    int attempt, refreshed = 0, retryable = 0, fatal = 0;
+    int reason = KMSENV_R_KMS_ERROR, oom = 0, tls = 0;
     KMSENV_AWS_CREDS creds, rejected;
     int have_rejected = 0;
 
@@ -568,22 +239,17 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
     headers[1] = target;
     headers[2] = NULL;
 
-    for (attempt = 1; attempt <= max_attempts; attempt++) {
+    /* An attempt needs time for a round trip: starting one in the last few
+     * milliseconds would only turn the last KMS error into a timeout. */
+    kmsenv_retry_init(&rt, max_attempts, KMSENV_RETRY_BASE_MS, deadline);
+    while (kmsenv_retry_start(&rt)) {
         KMSENV_HTTP_REQ req;
         KMSENV_HTTP_RESP resp;
-        long long left = deadline - kmsenv_now_ms();
 
-        /* An attempt needs time for a round trip: starting one in the last
-         * few milliseconds would only turn the last KMS error into a
-         * timeout. */
-        if (left <= 0 || (made > 0 && left < 100)) {
-            deadline_hit = 1;
-            break;
-        }
+        attempt = rt.attempts;
         memset(&creds, 0, sizeof(creds));
-        if (!kmsenv_aws_get_creds(k->env != NULL ? k->env->aws_state : NULL,
-                                  cfg, have_rejected ? &rejected : NULL,
-                                  &creds)) {
+        if (!kmsenv_aws_get_creds(state_of(k), cfg,
+                                  have_rejected ? &rejected : NULL, &creds)) {
             if (have_rejected)
                 kmsenv_aws_creds_clear(&rejected);
             KMSENV_RAISE(KMSENV_R_NO_CREDENTIALS,
@@ -601,14 +267,13 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         req.creds = &creds;
         req.policy = k->policy;
         req.ca_file = cfg->ca_file;
-        req.connect_timeout_ms = connect_ms < left ? connect_ms : (long)left;
-        req.timeout_ms = request_ms < left ? request_ms : (long)left;
+        req.connect_timeout_ms = kmsenv_retry_clamp(&rt, connect_ms);
+        req.timeout_ms = kmsenv_retry_clamp(&rt, request_ms);
         req.secure_response = call->pt != NULL;
         kmsenv_log(2, "aws-kms %s key=%s region=%s attempt %d/%d creds=%s",
                    call->op, k->key_id, k->region, attempt, max_attempts,
                    creds.source);
         kmsenv_http_do(&req, &resp);
-        made++;
         if (have_rejected)
             kmsenv_aws_creds_clear(&rejected);
         have_rejected = 0;
@@ -623,8 +288,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
         status = resp.status;
         snprintf(rid, sizeof(rid), "%s", resp.request_id); /* escaped */
         if (resp.transport_error) {
-            escape_copy(transport, sizeof(transport), resp.error,
-                        strlen(resp.error));
+            aws_escape(transport, sizeof(transport), resp.error,
+                       strlen(resp.error));
             /* a refused certificate stays refused: no retry */
             tls = resp.tls_cert_error;
             oom = resp.out_of_memory;
@@ -641,8 +306,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                 got = take_plaintext(call);
             if (got == ANS_OK && call->want_key != NULL &&
                 (!id->present ||
-                 !key_matches(k, call->want_key, (const char *)id->val.data,
-                              id->val.len)))
+                 !aws_key_matches(k->region, call->want_key,
+                                  (const char *)id->val.data, id->val.len)))
                 got = ANS_KEY_ID;
             kmsenv_http_resp_free(&resp);
             if (got == ANS_OK) {
@@ -652,8 +317,8 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
             if (got == ANS_KEY_ID) {
                 char named[300] = "(none)";
                 if (id->present)
-                    escape_copy(named, sizeof(named),
-                                (const char *)id->val.data, id->val.len);
+                    aws_escape(named, sizeof(named), (const char *)id->val.data,
+                               id->val.len);
                 snprintf(type, sizeof(type), "%s", "UnexpectedKeyId");
                 snprintf(msg, sizeof(msg),
                          "the answer is for key %s, not the requested %s: "
@@ -694,17 +359,18 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                     1) {
                 const KMSENV_JFIELD *m = e[1].present ? &e[1] : &e[2];
                 if (e[0].present)
-                    clean_type((const char *)e[0].val.data, e[0].val.len, type,
-                               sizeof(type));
+                    aws_clean_type((const char *)e[0].val.data, e[0].val.len,
+                                   type, sizeof(type));
                 if (m->present)
-                    escape_copy(msg, sizeof(msg), (const char *)m->val.data,
-                                m->val.len);
+                    aws_escape(msg, sizeof(msg), (const char *)m->val.data,
+                               m->val.len);
             }
             kmsenv_jfields_free(e, 3);
             transport[0] = '\0';
             fatal = 0;
             retryable = status == 429 || status == 500 || status == 502 ||
-                        status == 503 || status == 504 || type_retryable(type);
+                        status == 503 || status == 504 ||
+                        aws_type_retryable(type);
             if ((strcmp(type, "ExpiredTokenException") == 0 ||
                  strcmp(type, "ExpiredToken") == 0) &&
                 !refreshed) {
@@ -729,12 +395,13 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                        transport[0] != '\0' ? transport
                        : type[0] != '\0'    ? type
                                             : "HTTP error");
-            backoff(attempt - 1, deadline);
         }
+        if (!kmsenv_retry_backoff(&rt))
+            break;
     }
     if (have_rejected)
         kmsenv_aws_creds_clear(&rejected);
-    attempt = made;
+    attempt = rt.attempts;
     if (oom) {
         KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
                      "aws-kms %s (%s) with key %s in %s: out of secure memory "
@@ -757,7 +424,7 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                      kmsenv_now_ms() - start);
         return 0;
     }
-    if (made == 0) {
+    if (rt.attempts == 0) {
         KMSENV_RAISE(KMSENV_R_KMS_UNREACHABLE,
                      "aws-kms %s (%s) with key %s in %s: no time left to ask "
                      "KMS (deadline_ms spent on other copies of the key; 0 "
@@ -781,21 +448,22 @@ static int aws_call(AWS_KEK *k, AWS_CALL *call, const KMSENV_BUF *body)
                      call->op, call->what, k->key_id, k->region, k->endpoint,
                      transport, attempt, attempt == 1 ? "" : "s",
                      kmsenv_now_ms() - start,
-                     deadline_hit ? " (deadline_ms reached)" : "", earlier);
+                     rt.deadline_hit ? " (deadline_ms reached)" : "", earlier);
         return 0;
     }
-    if (type_auth(type))
+    if (aws_type_auth(type))
         reason = KMSENV_R_KMS_AUTH_FAILED;
     else if (retryable && !fatal)
         reason = KMSENV_R_KMS_UNREACHABLE;
-    KMSENV_RAISE(
-        reason,
-        "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
-        "request id %s; %d attempt%s in %lld ms%s)",
-        call->op, call->what, k->key_id, k->region,
-        type[0] != '\0' ? type : "error", msg[0] != '\0' ? msg : "(no message)",
-        status, rid[0] != '\0' ? rid : "none", attempt, attempt == 1 ? "" : "s",
-        kmsenv_now_ms() - start, deadline_hit ? "; deadline_ms reached" : "");
+    KMSENV_RAISE(reason,
+                 "aws-kms %s (%s) with key %s in %s: %s: %s (HTTP %ld, "
+                 "request id %s; %d attempt%s in %lld ms%s)",
+                 call->op, call->what, k->key_id, k->region,
+                 type[0] != '\0' ? type : "error",
+                 msg[0] != '\0' ? msg : "(no message)", status,
+                 rid[0] != '\0' ? rid : "none", attempt,
+                 attempt == 1 ? "" : "s", kmsenv_now_ms() - start,
+                 rt.deadline_hit ? "; deadline_ms reached" : "");
     return 0;
 }
 
@@ -806,8 +474,8 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
     const KMSENV_JFIELD *id = &call->out[F_KEYID];
 
     memset(w, 0, sizeof(*w));
-    if ((w->blob = field_b64(&call->out[F_BLOB], AWS_MAX_BLOB, 0,
-                             &w->bloblen)) == NULL) {
+    if ((w->blob = aws_field_b64(&call->out[F_BLOB], AWS_MAX_BLOB, 0,
+                                 &w->bloblen)) == NULL) {
         KMSENV_RAISE(KMSENV_R_KMS_ERROR,
                      "aws-kms %s with key %s: response has no valid "
                      "CiphertextBlob",
@@ -827,52 +495,10 @@ static int fill_wrap(AWS_KEK *k, AWS_CALL *call, KMSENV_WRAP *w)
     return 1;
 }
 
-/* The key ARN recorded with copy w (what KMS reported when it was made)
- * into buf, if it is a key ARN in region. */
-static int recorded_fp_arn(const char *region, const unsigned char *fp,
-                           size_t fplen, char *buf, size_t buflen)
-{
-    const char *reg, *rest;
-    size_t rlen, i;
-
-    if (fplen == 0 || fplen >= buflen)
-        return 0;
-    for (i = 0; i < fplen; i++)
-        if (!isgraph(fp[i]))
-            return 0;
-    memcpy(buf, fp, fplen);
-    buf[fplen] = '\0';
-    return arn_parts(buf, fplen, &reg, &rlen, &rest) &&
-           strncmp(rest, "key/", 4) == 0 && rest[4] != '\0' &&
-           rlen == strlen(region) && memcmp(reg, region, rlen) == 0;
-}
-
 static int recorded_arn(const char *region, const KMSENV_WRAP *w, char *buf,
                         size_t buflen)
 {
-    return recorded_fp_arn(region, w->fp, w->fplen, buf, buflen);
-}
-
-int kmsenv_aws_decrypt_key_id(const KMSENV_AWS_CFG *cfg, const char *spec,
-                              const unsigned char *fp, size_t fplen, char *out,
-                              size_t outlen)
-{
-    char region[64];
-    int rec;
-
-    if (strncmp(spec, "aws-kms:", 8) != 0 || outlen == 0)
-        return 0;
-    ERR_set_mark(); /* a region that cannot be resolved: the spec */
-    rec = fp != NULL &&
-          kmsenv_aws_spec_region(cfg, spec, region, sizeof(region)) &&
-          recorded_fp_arn(region, fp, fplen, out, outlen);
-    ERR_pop_to_mark();
-    if (rec)
-        return 1;
-    if (strlen(spec + 8) >= outlen)
-        return 0;
-    strcpy(out, spec + 8);
-    return 1;
+    return aws_recorded_arn(region, w->fp, w->fplen, buf, buflen);
 }
 
 static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield,
@@ -880,40 +506,46 @@ static int body_start(KMSENV_BUF *b, AWS_KEK *k, const char *keyfield,
 {
     return kmsenv_buf_append(b, "{", 1) &&
            (keyfield == NULL ||
-            (json_key(b, keyfield) && json_str(b, key_id))) &&
-           json_grants(b, cfg_of(k));
+            (aws_json_key(b, keyfield) && aws_json_str(b, key_id))) &&
+           aws_json_grants(b, cfg_of(k));
 }
 
-static void body_failed(const AWS_KEK *k, const char *op, const KMSENV_BUF *b)
+/* Ends the body (built: its members were appended), sends it, fills w
+ * from the answer (when w is not NULL) and frees the body and the answer. */
+static int send_op(AWS_KEK *k, AWS_CALL *call, KMSENV_BUF *b, int built,
+                   KMSENV_WRAP *w)
 {
-    KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
-                 "aws-kms %s with key %s: out of %smemory building the "
-                 "request",
-                 op, k->key_id, b->secure ? "secure " : "");
+    int ok = built && kmsenv_buf_append(b, "}", 1);
+
+    if (!ok)
+        KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY,
+                     "aws-kms %s with key %s: out of %smemory building the "
+                     "request",
+                     call->op, k->key_id, b->secure ? "secure " : "");
+    ok = ok && aws_call(k, call, b) && (w == NULL || fill_wrap(k, call, w));
+    kmsenv_jfields_free(call->out, F_N);
+    kmsenv_buf_free(b);
+    return ok;
 }
 
 static int aws_generate(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                         KMSENV_SECRET *out, KMSENV_WRAP *w)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 0};
+    KMSENV_BUF b = {.secure = 0};
     AWS_CALL call =
         AWS_CALL_INIT("GenerateDataKey", "generate", out, k->key_id);
     int ok;
 
     ok = body_start(&b, k, "KeyId", k->key_id) &&
-         (out->len == 32 ? json_key(&b, "KeySpec") && json_str(&b, "AES_256")
-                         : json_key(&b, "NumberOfBytes") &&
-                               kmsenv_buf_appendf(&b, "%zu", out->len)) &&
-         json_context(&b, "EncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    if (!ok)
-        body_failed(k, call.op, &b);
-    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
+         (out->len == 32
+              ? aws_json_key(&b, "KeySpec") && aws_json_str(&b, "AES_256")
+              : aws_json_key(&b, "NumberOfBytes") &&
+                    kmsenv_buf_appendf(&b, "%zu", out->len)) &&
+         aws_json_context(&b, "EncryptionContext", ectx);
+    ok = send_op(k, &call, &b, ok, w);
     if (!ok)
         OPENSSL_cleanse(out->data, out->len);
-    kmsenv_jfields_free(call.out, F_N);
-    kmsenv_buf_free(&b);
     return ok;
 }
 
@@ -921,7 +553,7 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                     const KMSENV_SECRET *pt, KMSENV_WRAP *w)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 1}; /* carries the key: secure */
+    KMSENV_BUF b = {.secure = 1}; /* carries the key: secure */
     AWS_CALL call = AWS_CALL_INIT("Encrypt", "wrap", NULL, k->key_id);
     int ok;
 
@@ -933,15 +565,9 @@ static int aws_wrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
         return 0;
     }
     ok = body_start(&b, k, "KeyId", k->key_id) &&
-         json_b64(&b, "Plaintext", pt->data, pt->len) &&
-         json_context(&b, "EncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    if (!ok)
-        body_failed(k, call.op, &b);
-    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, w);
-    kmsenv_jfields_free(call.out, F_N);
-    kmsenv_buf_free(&b);
-    return ok;
+         aws_json_b64(&b, "Plaintext", pt->data, pt->len) &&
+         aws_json_context(&b, "EncryptionContext", ectx);
+    return send_op(k, &call, &b, ok, w);
 }
 
 /* Decrypt names the key ARN recorded with the copy when the copy is this
@@ -954,7 +580,7 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *w, KMSENV_SECRET *out)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 0};
+    KMSENV_BUF b = {.secure = 0};
     char rec[sizeof(w->fp) + 1];
     const char *kid = k->key_id;
     int ok;
@@ -976,57 +602,61 @@ static int aws_unwrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
         AWS_CALL call = AWS_CALL_INIT("Decrypt", "unwrap", out, kid);
 
         ok = body_start(&b, k, "KeyId", kid) &&
-             json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
-             json_context(&b, "EncryptionContext", ectx) &&
-             kmsenv_buf_append(&b, "}", 1);
-        if (!ok)
-            body_failed(k, call.op, &b);
-        ok = ok && aws_call(k, &call, &b);
-        kmsenv_jfields_free(call.out, F_N);
+             aws_json_b64(&b, "CiphertextBlob", w->blob, w->bloblen) &&
+             aws_json_context(&b, "EncryptionContext", ectx);
+        return send_op(k, &call, &b, ok, NULL);
     }
-    kmsenv_buf_free(&b);
-    return ok;
 }
 
 /* ReEncrypt: the data key moves from a copy under another aws-kms key in
  * the same region to this key without leaving KMS. The source is named by
  * the key ARN recorded with the copy where there is one (its spec may be
- * an alias that has moved since). Other sources return 0 without a call,
- * and the keyring wraps locally instead. */
+ * an alias that has moved since). Other sources return -1 without a call
+ * (and without an error), and the keyring wraps locally instead. */
 static int aws_rewrap(KMSENV_KEK *kk, const KMSENV_CONTEXT *ectx,
                       const KMSENV_WRAP *from, KMSENV_WRAP *to)
 {
     AWS_KEK *k = (AWS_KEK *)kk;
-    KMSENV_BUF b = {NULL, 0, 0, 0};
+    KMSENV_BUF b = {.secure = 0};
     AWS_CALL call = AWS_CALL_INIT("ReEncrypt", "rewrap", NULL, k->key_id);
     char region[64], rec[sizeof(from->fp) + 1];
     const char *src;
     int ok;
 
+    ERR_set_mark(); /* no region for the source: not ours to move */
     if (from->spec == NULL || strncmp(from->spec, AWS_SCHEME, 8) != 0 ||
         !kmsenv_aws_spec_region(cfg_of(k), from->spec, region,
                                 sizeof(region)) ||
         strcmp(region, k->region) != 0 || from->bloblen == 0 ||
-        from->bloblen > AWS_MAX_BLOB)
-        return 0;
+        from->bloblen > AWS_MAX_BLOB) {
+        ERR_pop_to_mark();
+        return -1;
+    }
+    ERR_pop_to_mark();
     src =
         recorded_arn(k->region, from, rec, sizeof(rec)) ? rec : from->spec + 8;
     ok = body_start(&b, k, NULL, NULL) &&
-         json_b64(&b, "CiphertextBlob", from->blob, from->bloblen) &&
-         json_key(&b, "SourceKeyId") && json_str(&b, src) &&
-         json_context(&b, "SourceEncryptionContext", ectx) &&
-         json_key(&b, "DestinationKeyId") && json_str(&b, k->key_id) &&
-         json_context(&b, "DestinationEncryptionContext", ectx) &&
-         kmsenv_buf_append(&b, "}", 1);
-    if (!ok)
-        body_failed(k, call.op, &b);
-    ok = ok && aws_call(k, &call, &b) && fill_wrap(k, &call, to);
-    kmsenv_jfields_free(call.out, F_N);
-    kmsenv_buf_free(&b);
-    return ok;
+         aws_json_b64(&b, "CiphertextBlob", from->blob, from->bloblen) &&
+         aws_json_key(&b, "SourceKeyId") && aws_json_str(&b, src) &&
+         aws_json_context(&b, "SourceEncryptionContext", ectx) &&
+         aws_json_key(&b, "DestinationKeyId") && aws_json_str(&b, k->key_id) &&
+         aws_json_context(&b, "DestinationEncryptionContext", ectx);
+    return send_op(k, &call, &b, ok, to);
 }
 
 const KMSENV_KEK_METHOD kmsenv_aws_kek_method = {
-    "aws-kms",  aws_open,   aws_generate, aws_wrap,
-    aws_unwrap, aws_rewrap, aws_free,
+    .scheme = "aws-kms",
+    .open = aws_open,
+    .generate = aws_generate,
+    .wrap = aws_wrap,
+    .unwrap = aws_unwrap,
+    .rewrap = aws_rewrap,
+    .free = aws_free,
+    .remote = 1,
+    .settings = kmsenv_aws_settings,
+    .conf_new = kmsenv_aws_conf_new,
+    .conf_free = kmsenv_aws_conf_free,
+    .preferred = kmsenv_aws_preferred,
+    .load_deadline_ms = kmsenv_aws_load_deadline_ms,
+    .policy_id = kmsenv_aws_policy_id,
 };

@@ -1,9 +1,12 @@
-/* AWS KMS keyring: configuration, per-provider state, credentials chain. */
+/* AWS KMS keyring (aws.c, aws_conf.c, aws_proto.c, credentials.c and
+ * creds_*.c): configuration, per-provider state, credentials chain. The
+ * keyring interface itself is kms/keyring.h. */
 #ifndef KMSENV_KMS_AWS_H
 #define KMSENV_KMS_AWS_H
 
 #include <openssl/crypto.h>
 #include "kms/http.h"
+#include "kms/keyring.h"
 
 /* Provider settings (openssl.cnf provider section; KMSENV_* env wins). All
  * strings may be NULL. Numbers <= 0 mean "default". */
@@ -35,6 +38,26 @@ typedef struct kmsenv_aws_state_st KMSENV_AWS_STATE;
 
 KMSENV_AWS_STATE *kmsenv_aws_state_new(void);
 void kmsenv_aws_state_free(KMSENV_AWS_STATE *st);
+
+/* The aws-kms: keyring's config object in KMSENV_KMS_ENV (aws_conf.c):
+ * its settings and the provider's credentials cache. */
+typedef struct {
+    KMSENV_AWS_CFG cfg;
+    KMSENV_AWS_STATE *state;
+} KMSENV_AWS_CONF;
+
+extern const KMSENV_SETTING kmsenv_aws_settings[];
+void *kmsenv_aws_conf_new(void);
+void kmsenv_aws_conf_free(void *conf);
+/* conf's settings, or the defaults (every field unset) for NULL. */
+const KMSENV_AWS_CFG *kmsenv_aws_cfg_of(const void *conf);
+/* KMSENV_KEK_METHOD hooks: spec in the preferred region; deadline_ms;
+ * the key id Decrypt names (kmsenv_aws_decrypt_key_id). */
+int kmsenv_aws_preferred(const void *conf, const char *spec);
+long kmsenv_aws_load_deadline_ms(const void *conf);
+int kmsenv_aws_policy_id(const void *conf, const char *spec,
+                         const unsigned char *fp, size_t fplen, char *out,
+                         size_t outlen);
 
 /* Returns valid credentials (a copy the caller clears): from the cache,
  * refreshed when they expire within 5 minutes, else resolved through the

@@ -144,15 +144,15 @@ static EVP_CIPHER_CTX *gcm_start(FILE_KEK *f, int enc,
 {
     EVP_CIPHER *gcm = EVP_CIPHER_fetch(f->libctx, "AES-256-GCM", NULL);
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    KMSENV_WR aad;
+    KMSENV_BUF aad;
     int outl, ok;
 
-    kmsenv_wr_init(&aad);
+    kmsenv_buf_init(&aad, 0);
     kmsenv_wr_bytes(&aad, FILE_AAD_LABEL, sizeof(FILE_AAD_LABEL));
     ok = kmsenv_ctx_encode(ectx, &aad) && gcm != NULL && c != NULL &&
          EVP_CipherInit_ex2(c, gcm, f->key.data, nonce, enc, NULL) &&
          EVP_CipherUpdate(c, NULL, &outl, aad.p, (int)aad.len);
-    kmsenv_wr_free(&aad);
+    kmsenv_buf_free(&aad);
     EVP_CIPHER_free(gcm);
     if (!ok) {
         EVP_CIPHER_CTX_free(c);
@@ -243,5 +243,10 @@ static int file_unwrap(KMSENV_KEK *k, const KMSENV_CONTEXT *ectx,
 }
 
 const KMSENV_KEK_METHOD kmsenv_file_kek_method = {
-    "file", file_open, file_generate, file_wrap, file_unwrap, NULL, file_free,
+    .scheme = "file",
+    .open = file_open,
+    .generate = file_generate,
+    .wrap = file_wrap,
+    .unwrap = file_unwrap,
+    .free = file_free,
 };

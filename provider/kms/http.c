@@ -15,76 +15,6 @@
 #include <openssl/provider.h>
 #include <openssl/ssl.h>
 
-/* ---- buffers ---- */
-
-static int buf_reserve(KMSENV_BUF *b, size_t extra)
-{
-    size_t need, cap;
-    char *p;
-
-    if (extra > ((size_t)1 << 30) || b->len > ((size_t)1 << 30))
-        return 0;
-    need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 1;
-    cap = b->cap < 256 ? 256 : b->cap;
-    while (cap < need)
-        cap *= 2;
-    p = b->secure ? OPENSSL_secure_zalloc(cap) : OPENSSL_zalloc(cap);
-    if (p == NULL)
-        return 0;
-    if (b->data != NULL) {
-        memcpy(p, b->data, b->len);
-        if (b->secure)
-            OPENSSL_secure_clear_free(b->data, b->cap);
-        else
-            OPENSSL_clear_free(b->data, b->cap);
-    }
-    b->data = p;
-    b->cap = cap;
-    return 1;
-}
-
-int kmsenv_buf_append(KMSENV_BUF *b, const void *p, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return 0;
-    if (n > 0)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 1;
-}
-
-int kmsenv_buf_appendf(KMSENV_BUF *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !buf_reserve(b, (size_t)n))
-        return 0;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 1;
-}
-
-void kmsenv_buf_free(KMSENV_BUF *b)
-{
-    if (b->data != NULL) {
-        if (b->secure)
-            OPENSSL_secure_clear_free(b->data, b->cap);
-        else
-            OPENSSL_clear_free(b->data, b->cap);
-    }
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
 long long kmsenv_now_ms(void)
 {
     struct timespec ts;
@@ -337,7 +267,7 @@ int kmsenv_http_do(const KMSENV_HTTP_REQ *req, KMSENV_HTTP_RESP *resp)
     struct curl_slist *hdrs = NULL, *t;
     char errbuf[CURL_ERROR_SIZE] = "";
     const char *ca = req->ca_file;
-    KMSENV_BUF tokhdr = {NULL, 0, 0, 1};
+    KMSENV_BUF tokhdr = {.secure = 1};
     CURLcode rc;
     size_t i;
     int ok = 0;

@@ -6,20 +6,8 @@
 #define KMSENV_KMS_HTTP_H
 
 #include <stddef.h>
+#include "util/buf.h"
 #include "util/secmem.h"
-
-/* Growable byte buffer; secure != 0 keeps it in OPENSSL_secure_* memory
- * (used for every body that can carry a secret). Always NUL-terminated. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int secure;
-} KMSENV_BUF;
-
-int kmsenv_buf_append(KMSENV_BUF *b, const void *p, size_t n);
-int kmsenv_buf_appendf(KMSENV_BUF *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void kmsenv_buf_free(KMSENV_BUF *b); /* cleanses */
 
 enum kmsenv_http_policy {
     KMSENV_HTTP_HTTPS_ONLY = 0, /* https:// only */

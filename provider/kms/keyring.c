@@ -1,5 +1,7 @@
 #include "kms/keyring.h"
+#include "kms/http.h"
 #include "kms/policy.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -9,12 +11,66 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
-static const KMSENV_KEK_METHOD *const methods[] = {
+const KMSENV_KEK_METHOD *const kmsenv_kek_methods[KMSENV_KEK_NMETHODS] = {
     &kmsenv_file_kek_method,
     &kmsenv_aws_kek_method,
 };
 
-static const KMSENV_KMS_ENV default_env = {NULL, NULL, NULL, NULL};
+static const KMSENV_KMS_ENV default_env = {NULL, {NULL}, NULL};
+
+const KMSENV_KEK_METHOD *kmsenv_kek_method_of(const char *spec)
+{
+    const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
+    size_t i;
+
+    if (colon != NULL)
+        for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+            if (strlen(kmsenv_kek_methods[i]->scheme) ==
+                    (size_t)(colon - spec) &&
+                strncmp(spec, kmsenv_kek_methods[i]->scheme,
+                        (size_t)(colon - spec)) == 0)
+                return kmsenv_kek_methods[i];
+    return NULL;
+}
+
+void *kmsenv_kms_conf(const KMSENV_KMS_ENV *env, const KMSENV_KEK_METHOD *m)
+{
+    size_t i;
+
+    if (env != NULL)
+        for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+            if (kmsenv_kek_methods[i] == m)
+                return env->conf[i];
+    return NULL;
+}
+
+int kmsenv_kms_env_init(KMSENV_KMS_ENV *env, OSSL_LIB_CTX *libctx,
+                        const char *allowed_keks)
+{
+    size_t i;
+
+    memset(env, 0, sizeof(*env));
+    env->libctx = libctx;
+    env->allowed_keks = allowed_keks;
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        if (kmsenv_kek_methods[i]->conf_new != NULL &&
+            (env->conf[i] = kmsenv_kek_methods[i]->conf_new()) == NULL) {
+            kmsenv_kms_env_cleanup(env);
+            return 0;
+        }
+    return 1;
+}
+
+void kmsenv_kms_env_cleanup(KMSENV_KMS_ENV *env)
+{
+    size_t i;
+
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++) {
+        if (env->conf[i] != NULL && kmsenv_kek_methods[i]->conf_free != NULL)
+            kmsenv_kek_methods[i]->conf_free(env->conf[i]);
+        env->conf[i] = NULL;
+    }
+}
 
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen)
@@ -39,16 +95,10 @@ void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
 
 static KMSENV_KEK *kek_open(const KMSENV_KMS_ENV *env, const char *spec)
 {
-    size_t i;
-    const char *colon = strchr(spec, ':');
+    const KMSENV_KEK_METHOD *m = kmsenv_kek_method_of(spec);
 
-    if (env == NULL)
-        env = &default_env;
-    if (colon != NULL)
-        for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-            if (strlen(methods[i]->scheme) == (size_t)(colon - spec) &&
-                strncmp(spec, methods[i]->scheme, (size_t)(colon - spec)) == 0)
-                return methods[i]->open(env, spec);
+    if (m != NULL)
+        return m->open(env != NULL ? env : &default_env, spec);
     KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
                  "unknown keyring '%s' (expected file:/path/to/kek or "
                  "aws-kms:KEY-ID|KEY-ARN|alias/NAME|ALIAS-ARN)",
@@ -162,25 +212,61 @@ static void log_call(const char *op, const KMSENV_KEK *k, const char *name)
                name != NULL ? name : "-");
 }
 
+/* Rewraps the key under k from one of the old copies. Returns 1 (done), -1
+ * (no copy the KEK can rewrap from: wrap locally) or 0 (a rewrap was
+ * tried and failed, raised). */
+static int rewrap_one(KMSENV_KEK *k, const KMSENV_CONTEXT *ectx,
+                      const KMSENV_WRAP *old, size_t nold, KMSENV_WRAP *w)
+{
+    size_t j;
+    int r, res = -1;
+
+    if (k->meth->rewrap == NULL)
+        return -1;
+    ERR_set_mark();
+    for (j = 0; j < nold; j++) {
+        log_call("rewrap", k, NULL);
+        if ((r = k->meth->rewrap(k, ectx, &old[j], w)) == 1) {
+            ERR_pop_to_mark(); /* another copy's failure is moot */
+            return 1;
+        }
+        if (r == 0)
+            res = 0;
+    }
+    ERR_clear_last_mark();
+    return res;
+}
+
 static int wrap_all(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                     size_t first, const KMSENV_WRAP *old, size_t nold,
-                    const KMSENV_SECRET *pt, KMSENV_WRAP *ws)
+                    const KMSENV_SECRET *pt, int flags, KMSENV_WRAP *ws)
 {
-    size_t i, j;
+    size_t i;
 
     for (i = first; i < kr->n; i++) {
         KMSENV_KEK *k = kr->kek[i];
-        int done = 0;
+        int r = rewrap_one(k, ectx, old, nold, &ws[i]);
 
-        if (k->meth->rewrap != NULL)
-            for (j = 0; j < nold && !done; j++) {
-                ERR_set_mark();
-                log_call("rewrap", k, NULL);
-                done = k->meth->rewrap(k, ectx, &old[j], &ws[i]);
-                /* a failed rewrap falls back to wrapping locally */
-                ERR_pop_to_mark();
-            }
-        if (!done) {
+        if (r == 0 && !(flags & KMSENV_REWRAP_ALLOW_LOCAL)) {
+            KMSENV_RAISE(KMSENV_R_KMS_ERROR,
+                         "rewrap under %s failed; the key is not wrapped "
+                         "locally instead (kmsenv rewrap --allow-local-wrap "
+                         "permits that)",
+                         k->spec);
+            return 0;
+        }
+        if (r == 0) {
+            /* left on the queue on success: the caller reports it */
+            KMSENV_RAISE(KMSENV_R_KMS_ERROR,
+                         "rewrap under %s failed; wrapped the key locally "
+                         "instead, as allowed (--allow-local-wrap)",
+                         k->spec);
+            kmsenv_log(1,
+                       "rewrap under %s failed; wrapping locally "
+                       "(allow-local-wrap)",
+                       k->spec);
+        }
+        if (r != 1) {
             log_call("wrap", k, NULL);
             if (!k->meth->wrap(k, ectx, pt, &ws[i]))
                 return 0;
@@ -203,7 +289,7 @@ int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
         goto err;
     log_call("generate", kr->kek[0], NULL);
     if (!kr->kek[0]->meth->generate(kr->kek[0], ectx, dk, &ws[0]) ||
-        !wrap_all(kr, ectx, 1, NULL, 0, dk, ws))
+        !wrap_all(kr, ectx, 1, NULL, 0, dk, 0, ws))
         goto err;
     *wraps = ws;
     *nwraps = kr->n;
@@ -216,14 +302,14 @@ err:
 
 int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                           const KMSENV_WRAP *old, size_t nold,
-                          const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
-                          size_t *nwraps)
+                          const KMSENV_SECRET *pt, int flags,
+                          KMSENV_WRAP **wraps, size_t *nwraps)
 {
     KMSENV_WRAP *ws = OPENSSL_zalloc(kr->n * sizeof(*ws));
 
     *wraps = NULL;
     *nwraps = 0;
-    if (ws == NULL || !wrap_all(kr, ectx, 0, old, nold, pt, ws)) {
+    if (ws == NULL || !wrap_all(kr, ectx, 0, old, nold, pt, flags, ws)) {
         kmsenv_wraps_free(ws, kr->n);
         return 0;
     }
@@ -261,30 +347,28 @@ static char *redirected(const char *redirect, const char *spec)
 }
 
 /* Order in which to try the wrapped copies: those whose (redirected) KEK
- * lives in the preferred region first, otherwise as recorded. */
+ * its method prefers (e.g. in the preferred region) first, otherwise as
+ * recorded. */
 static void unwrap_order(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                          size_t nwraps, const char *redirect, size_t *order)
 {
-    const char *pref =
-        env != NULL && env->aws != NULL ? env->aws->preferred_region : NULL;
     size_t i, n = 0, pass;
-    char region[64];
+    int pref[KMSENV_KS_MAX_WRAPS];
 
+    for (i = 0; i < nwraps; i++) {
+        char *spec = redirected(redirect, wraps[i].spec);
+        const KMSENV_KEK_METHOD *m = kmsenv_kek_method_of(spec);
+
+        ERR_set_mark(); /* a spec that cannot be placed: not preferred */
+        pref[i] = m != NULL && m->preferred != NULL &&
+                  m->preferred(kmsenv_kms_conf(env, m), spec);
+        ERR_pop_to_mark();
+        OPENSSL_free(spec);
+    }
     for (pass = 0; pass < 2; pass++)
-        for (i = 0; i < nwraps; i++) {
-            char *spec = NULL;
-            int in_pref = 0;
-
-            if (pref != NULL && *pref != '\0' &&
-                (spec = redirected(redirect, wraps[i].spec)) != NULL &&
-                strncmp(spec, "aws-kms:", 8) == 0)
-                in_pref = kmsenv_aws_spec_region(env->aws, spec, region,
-                                                 sizeof(region)) &&
-                          strcmp(region, pref) == 0;
-            OPENSSL_free(spec);
-            if ((pass == 0) == (in_pref != 0))
+        for (i = 0; i < nwraps; i++)
+            if ((pass == 0) == (pref[i] != 0))
                 order[n++] = i;
-        }
 }
 
 /* The KEK policy, checked for every copy before any keyring call: a keyset
@@ -314,7 +398,8 @@ static int wraps_allowed(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
 static int remote_copy(const KMSENV_WRAP *w, const char *redirect)
 {
     char *spec = redirected(redirect, w->spec);
-    int r = spec != NULL && strncmp(spec, "aws-kms:", 8) == 0;
+    const KMSENV_KEK_METHOD *m = kmsenv_kek_method_of(spec);
+    int r = m != NULL && m->remote;
 
     OPENSSL_free(spec);
     return r;
@@ -341,14 +426,27 @@ static void give_share(KMSENV_KEK *k, const KMSENV_WRAP *wraps,
         k->deadline = now > 0 ? now : 1;
 }
 
+/* deadline_ms for a whole load: the longest any method asks for. */
+static long load_deadline_ms(const KMSENV_KMS_ENV *env)
+{
+    long ms = 0, m;
+    size_t i;
+
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        if (kmsenv_kek_methods[i]->load_deadline_ms != NULL &&
+            (m = kmsenv_kek_methods[i]->load_deadline_ms(
+                 env != NULL ? env->conf[i] : NULL)) > ms)
+            ms = m;
+    return ms > 0 ? ms : 30000;
+}
+
 int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,
                           size_t nwraps, const char *redirect,
                           const KMSENV_CONTEXT *ectx, size_t len,
                           KMSENV_SECRET *out, const char *name)
 {
     size_t i, order[KMSENV_KS_MAX_WRAPS];
-    long long load_deadline =
-        kmsenv_now_ms() + kmsenv_aws_deadline_ms(env != NULL ? env->aws : NULL);
+    long long load_deadline = kmsenv_now_ms() + load_deadline_ms(env);
 
     if (nwraps > KMSENV_KS_MAX_WRAPS)
         nwraps = KMSENV_KS_MAX_WRAPS;

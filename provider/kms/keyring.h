@@ -8,7 +8,9 @@
  *     generate  a fresh data key, returned in plaintext and wrapped
  *     wrap      an existing data key
  *     unwrap    a wrapped data key
- *     rewrap    move a wrapped key to this KEK (NULL: unwrap + wrap locally)
+ *     rewrap    move a wrapped key to this KEK (NULL: unwrap + wrap locally):
+ *               1 done, 0 failed (raised), -1 this copy cannot be moved
+ *               (nothing called, nothing raised)
  * A keyring with several KEKs generates under the first and wraps under the
  * rest; unwrap tries the wrapped copies in order. */
 #ifndef KMSENV_KMS_KEYRING_H
@@ -18,22 +20,44 @@
 #include <openssl/types.h>
 #include "envelope/context.h"
 #include "envelope/keyset.h"
-#include "kms/aws.h"
 #include "util/secmem.h"
 
 typedef struct kmsenv_kek_st KMSENV_KEK;
 
-/* What keyrings need from their surroundings: the provider's library
- * context and KMS settings. A NULL env means OpenSSL's default library
- * context and settings from the environment only. */
-typedef struct {
-    OSSL_LIB_CTX *libctx;
-    const KMSENV_AWS_CFG *aws;   /* may be NULL */
-    KMSENV_AWS_STATE *aws_state; /* credentials cache; may be NULL */
-    const char *allowed_keks;    /* KEK policy (kms/policy.h); may be NULL */
-} KMSENV_KMS_ENV;
+/* Settings a keyring reads from the provider's openssl.cnf section (key)
+ * and the environment (env wins), stored into its config object at off. */
+enum kmsenv_setting_kind {
+    KMSENV_SET_STR,  /* char *, OPENSSL_strdup'ed */
+    KMSENV_SET_BOOL, /* int: yes/no, true/false, on/off, 1/0 */
+    KMSENV_SET_MS,   /* long: milliseconds, 1..3600000 */
+    KMSENV_SET_INT   /* int: 1..10 */
+};
 
 typedef struct {
+    const char *key, *env;
+    enum kmsenv_setting_kind kind;
+    size_t off;
+} KMSENV_SETTING;
+
+/* Each keyring method may keep a config/state object per provider
+ * (settings, a credentials cache): made by conf_new, filled from its
+ * settings, freed by conf_free. */
+#define KMSENV_KEK_NMETHODS 2
+
+/* What keyrings need from their surroundings: the provider's library
+ * context, each keyring method's config object (indexed as
+ * kmsenv_kek_methods; NULL: defaults and the environment only) and the KEK
+ * policy. A NULL env means OpenSSL's default library context and no config
+ * objects. */
+typedef struct {
+    OSSL_LIB_CTX *libctx;
+    void *conf[KMSENV_KEK_NMETHODS];
+    const char *allowed_keks; /* KEK policy (kms/policy.h); may be NULL */
+} KMSENV_KMS_ENV;
+
+typedef struct kmsenv_kek_method_st KMSENV_KEK_METHOD;
+
+struct kmsenv_kek_method_st {
     const char *scheme; /* "file", "aws-kms" */
     KMSENV_KEK *(*open)(const KMSENV_KMS_ENV *env, const char *spec);
     int (*generate)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
@@ -45,7 +69,39 @@ typedef struct {
     int (*rewrap)(KMSENV_KEK *kek, const KMSENV_CONTEXT *ectx,
                   const KMSENV_WRAP *from, KMSENV_WRAP *to);
     void (*free)(KMSENV_KEK *kek);
-} KMSENV_KEK_METHOD;
+
+    /* Remote: calls take time, and share a load's deadline (see
+     * kmsenv_keyring_unwrap). */
+    int remote;
+    /* Settings (NULL-key terminated) and the config object they go to;
+     * all may be NULL. */
+    const KMSENV_SETTING *settings;
+    void *(*conf_new)(void);
+    void (*conf_free)(void *conf);
+    /* 1 if the KEK spec names is preferred for unwrapping (e.g. in the
+     * preferred region): those copies are tried first. May be NULL. */
+    int (*preferred)(const void *conf, const char *spec);
+    /* How long a keyset load may take in all (ms). May be NULL. */
+    long (*load_deadline_ms)(const void *conf);
+    /* The identity the KEK policy checks for spec (and the fingerprint
+     * recorded with a copy, or NULL) into out: 1, 0 if it does not fit.
+     * NULL: the spec itself. */
+    int (*policy_id)(const void *conf, const char *spec,
+                     const unsigned char *fp, size_t fplen, char *out,
+                     size_t outlen);
+};
+
+/* Every keyring method, in KMSENV_KMS_ENV.conf order. */
+extern const KMSENV_KEK_METHOD *const kmsenv_kek_methods[KMSENV_KEK_NMETHODS];
+
+/* The method of spec's scheme, or NULL. */
+const KMSENV_KEK_METHOD *kmsenv_kek_method_of(const char *spec);
+/* The config object of method m in env (NULL when there is none). */
+void *kmsenv_kms_conf(const KMSENV_KMS_ENV *env, const KMSENV_KEK_METHOD *m);
+/* Makes every method's config object (1), or 0 (raised). */
+int kmsenv_kms_env_init(KMSENV_KMS_ENV *env, OSSL_LIB_CTX *libctx,
+                        const char *allowed_keks);
+void kmsenv_kms_env_cleanup(KMSENV_KMS_ENV *env);
 
 struct kmsenv_kek_st {
     const KMSENV_KEK_METHOD *meth;
@@ -76,14 +132,20 @@ int kmsenv_keyring_generate(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                             size_t len, KMSENV_SECRET *dk, KMSENV_WRAP **wraps,
                             size_t *nwraps);
 /* Wraps the key under every KEK of kr: through rewrap from an existing
- * wrapped copy where the KEK supports it, else locally from pt. */
+ * wrapped copy where the KEK supports it (aws-kms: ReEncrypt, the key never
+ * leaves KMS), else locally from pt. A rewrap that is tried and fails is
+ * an error, unless flags has KMSENV_REWRAP_ALLOW_LOCAL: then the key is
+ * wrapped locally and the failure stays on the error queue (with a note
+ * saying so) for the caller to report. */
+#define KMSENV_REWRAP_ALLOW_LOCAL 1
 int kmsenv_keyring_rewrap(KMSENV_KEYRING *kr, const KMSENV_CONTEXT *ectx,
                           const KMSENV_WRAP *old, size_t nold,
-                          const KMSENV_SECRET *pt, KMSENV_WRAP **wraps,
-                          size_t *nwraps);
-/* Unwraps the first copy that works, trying copies under KEKs in the
- * preferred region (env->aws->preferred_region) first. redirect:
- * "FROM=TO[;FROM=TO]" maps a recorded KEK spec to another (a moved KEK file);
+                          const KMSENV_SECRET *pt, int flags,
+                          KMSENV_WRAP **wraps, size_t *nwraps);
+/* Unwraps the first copy that works, trying copies under preferred KEKs
+ * (KMSENV_KEK_METHOD.preferred, e.g. aws-kms: preferred_region) first.
+ * redirect: "FROM=TO[;FROM=TO]" maps a recorded KEK spec to another (a moved
+ * KEK file);
  * "*=TO" maps every KEK. May be NULL. name names the key in errors. Exactly one
  * successful keyring call. */
 int kmsenv_keyring_unwrap(const KMSENV_KMS_ENV *env, const KMSENV_WRAP *wraps,

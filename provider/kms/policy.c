@@ -1,23 +1,25 @@
 #include "kms/policy.h"
-#include "kms/aws.h"
 #include "util/bytes.h"
 #include "util/err.h"
 
 #include <ctype.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 
 #define FP_HEX 32 /* file: fingerprints: 16 bytes */
 
-/* The KEK's identity to check: for file:, the resolved path; for aws-kms:,
- * the recorded key ARN when there is one. Newly allocated, or NULL with
- * why set. */
+/* The KEK's identity to check: for file:, the resolved path; else what the
+ * keyring method says (aws-kms: the recorded key ARN when there is one). Newly
+ * allocated, or NULL with why set. */
 static char *identity(const KMSENV_KMS_ENV *env, const char *spec,
                       const unsigned char *fp, size_t fplen, const char **why)
 {
+    const KMSENV_KEK_METHOD *m;
     char *res, *path, id[1024];
+    size_t n;
 
     if (strncmp(spec, "file:", 5) == 0) {
         if ((path = realpath(spec + 5, NULL)) == NULL) {
@@ -32,17 +34,15 @@ static char *identity(const KMSENV_KMS_ENV *env, const char *spec,
         free(path);
         return res;
     }
-    if (strncmp(spec, "aws-kms:", 8) == 0) {
-        if (!kmsenv_aws_decrypt_key_id(env->aws, spec, fp, fplen, id,
-                                       sizeof(id))) {
+    if ((m = kmsenv_kek_method_of(spec)) != NULL && m->policy_id != NULL) {
+        if (!m->policy_id(kmsenv_kms_conf(env, m), spec, fp, fplen, id,
+                          sizeof(id))) {
             *why = "its key id is too long";
             return NULL;
         }
-        res = OPENSSL_malloc(strlen(id) + 9);
-        if (res != NULL) {
-            memcpy(res, "aws-kms:", 8);
-            strcpy(res + 8, id);
-        }
+        n = strlen(m->scheme) + 1 + strlen(id) + 1;
+        if ((res = OPENSSL_malloc(n)) != NULL)
+            snprintf(res, n, "%s:%s", m->scheme, id);
         return res;
     }
     return OPENSSL_strdup(spec);

@@ -35,7 +35,7 @@ typedef struct {
     KMSENV_PROV *prov;
     KMSENV_KEYOBJ *key; /* borrowed from the EVP_PKEY */
     KMSENV_CONTEXT ectx;
-    KMSENV_WR ctxenc;    /* canonical encoding of ectx, kept current */
+    KMSENV_BUF ctxenc;   /* canonical encoding of ectx, kept current */
     KMSENV_LEASE *lease; /* working key, kept across records and re-inits */
 } REC_CTX;
 
@@ -49,7 +49,7 @@ static void *rc_newctx(void *provctx)
         return NULL;
     c->prov = provctx;
     kmsenv_ctx_init(&c->ectx);
-    kmsenv_wr_init(&c->ctxenc);
+    kmsenv_buf_init(&c->ctxenc, 0);
     return c;
 }
 
@@ -62,13 +62,13 @@ static void rc_freectx(void *vctx)
     if (c->key != NULL)
         kmsenv_keyobj_lease_park(c->key, c->lease);
     kmsenv_ctx_free(&c->ectx);
-    kmsenv_wr_free(&c->ctxenc);
+    kmsenv_buf_free(&c->ctxenc);
     OPENSSL_free(c);
 }
 
 static int reencode(REC_CTX *c)
 {
-    kmsenv_wr_free(&c->ctxenc);
+    kmsenv_buf_free(&c->ctxenc);
     return kmsenv_ctx_encode(&c->ectx, &c->ctxenc);
 }
 

@@ -19,6 +19,7 @@
 #define P_ENABLE "kmsenv-enable-version"
 #define P_MAKE_PRIMARY "kmsenv-make-primary"
 #define P_REWRAP "kmsenv-rewrap-keyring"
+#define P_REWRAP_LOCAL "kmsenv-rewrap-allow-local-wrap"
 #define P_KEYRING "keyring"
 
 static OSSL_FUNC_keymgmt_new_fn ks_new;
@@ -147,6 +148,7 @@ static const OSSL_PARAM *ks_settable_params(void *provctx)
                                    OSSL_PARAM_uint(P_ENABLE, NULL),
                                    OSSL_PARAM_uint(P_MAKE_PRIMARY, NULL),
                                    OSSL_PARAM_utf8_string(P_REWRAP, NULL, 0),
+                                   OSSL_PARAM_int(P_REWRAP_LOCAL, NULL),
                                    OSSL_PARAM_END};
     return p;
 }
@@ -172,7 +174,7 @@ static int ks_set_params(void *keydata, const OSSL_PARAM params[])
     KMSENV_KEYOBJ *k = keydata;
     const OSSL_PARAM *p;
     char *spec = NULL;
-    int rotate = 0, ok;
+    int rotate = 0, local = 0, ok;
 
     KMSENV_ENTER_KEY(k);
     if ((p = OSSL_PARAM_locate_const(params, P_ROTATE)) != NULL &&
@@ -183,9 +185,16 @@ static int ks_set_params(void *keydata, const OSSL_PARAM params[])
         !set_state_param(k, params, P_ENABLE, KMSENV_STATE_DECRYPT_ONLY) ||
         !set_state_param(k, params, P_DISABLE, KMSENV_STATE_DISABLED))
         return 0;
+    if ((p = OSSL_PARAM_locate_const(params, P_REWRAP_LOCAL)) != NULL &&
+        !OSSL_PARAM_get_int(p, &local)) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s must be an integer",
+                     P_REWRAP_LOCAL);
+        return 0;
+    }
     if ((p = OSSL_PARAM_locate_const(params, P_REWRAP)) != NULL) {
         ok = kmsenv_param_strdup(p, "the rewrap keyring", &spec) &&
-             kmsenv_keyobj_rewrap(k, spec);
+             kmsenv_keyobj_rewrap(k, spec,
+                                  local ? KMSENV_REWRAP_ALLOW_LOCAL : 0);
         OPENSSL_free(spec);
         if (!ok)
             return 0;

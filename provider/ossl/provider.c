@@ -1,5 +1,6 @@
 /* Provider entry point: configuration, algorithm tables, reason strings. */
 #include "ossl/provider.h"
+#include "kms/http.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -130,13 +131,7 @@ static void prov_free(KMSENV_PROV *prov)
     OPENSSL_free(prov->redirect);
     OPENSSL_free(prov->allowed_keks);
     OPENSSL_free(prov->debug);
-    OPENSSL_free(prov->aws.region);
-    OPENSSL_free(prov->aws.endpoint);
-    OPENSSL_free(prov->aws.profile);
-    OPENSSL_free(prov->aws.ca_file);
-    OPENSSL_free(prov->aws.preferred_region);
-    OPENSSL_free(prov->aws.grant_tokens);
-    kmsenv_aws_state_free(prov->aws_state);
+    kmsenv_kms_env_cleanup(&prov->kms);
     if (prov->http_ref)
         kmsenv_http_global_unref();
     OPENSSL_free(prov);
@@ -149,59 +144,61 @@ static void kmsenv_teardown(void *provctx)
 }
 
 /* Settings: the provider's openssl.cnf section, and a KMSENV_* environment
- * variable that wins over it. AWS_* variables are read later, where the AWS
- * SDK conventions put them (below the provider config). */
-enum setting_kind { S_STR, S_BOOL, S_MS, S_INT };
-
-static const struct setting_def {
-    const char *key, *env;
-    enum setting_kind kind;
-    size_t off;
-} settings[] = {
-#define STR_AT(f) offsetof(KMSENV_PROV, f)
-#define AWS_AT(f) (offsetof(KMSENV_PROV, aws) + offsetof(KMSENV_AWS_CFG, f))
-    {"debug", "KMSENV_DEBUG", S_STR, STR_AT(debug)},
-    {"keyring", "KMSENV_KEYRING", S_STR, STR_AT(keyring)},
-    {"keyset", "KMSENV_KEYSET", S_STR, STR_AT(keyset)},
-    {"context", "KMSENV_CONTEXT", S_STR, STR_AT(context)},
-    {"redirect", "KMSENV_REDIRECT", S_STR, STR_AT(redirect)},
-    {"allowed_keks", "KMSENV_ALLOWED_KEKS", S_STR, STR_AT(allowed_keks)},
-    {"aws_region", "KMSENV_AWS_REGION", S_STR, AWS_AT(region)},
-    {"aws_endpoint", "KMSENV_AWS_ENDPOINT", S_STR, AWS_AT(endpoint)},
-    {"aws_profile", "KMSENV_AWS_PROFILE", S_STR, AWS_AT(profile)},
-    {"aws_use_fips", "KMSENV_AWS_USE_FIPS", S_BOOL, AWS_AT(use_fips)},
-    {"ca_file", "KMSENV_CA_FILE", S_STR, AWS_AT(ca_file)},
-    {"allow_http", "KMSENV_ALLOW_HTTP", S_BOOL, AWS_AT(allow_http)},
-    {"preferred_region", "KMSENV_PREFERRED_REGION", S_STR,
-     AWS_AT(preferred_region)},
-    {"grant_tokens", "KMSENV_GRANT_TOKENS", S_STR, AWS_AT(grant_tokens)},
-    {"connect_timeout_ms", "KMSENV_CONNECT_TIMEOUT_MS", S_MS,
-     AWS_AT(connect_timeout_ms)},
-    {"request_timeout_ms", "KMSENV_REQUEST_TIMEOUT_MS", S_MS,
-     AWS_AT(request_timeout_ms)},
-    {"deadline_ms", "KMSENV_DEADLINE_MS", S_MS, AWS_AT(deadline_ms)},
-    {"max_attempts", "KMSENV_MAX_ATTEMPTS", S_INT, AWS_AT(max_attempts)},
-#undef STR_AT
-#undef AWS_AT
+ * variable that wins over it. The provider's own, then each keyring
+ * method's (KMSENV_KEK_METHOD.settings, stored in its config object). */
+static const KMSENV_SETTING settings[] = {
+#define AT(f) offsetof(KMSENV_PROV, f)
+    {"debug", "KMSENV_DEBUG", KMSENV_SET_STR, AT(debug)},
+    {"keyring", "KMSENV_KEYRING", KMSENV_SET_STR, AT(keyring)},
+    {"keyset", "KMSENV_KEYSET", KMSENV_SET_STR, AT(keyset)},
+    {"context", "KMSENV_CONTEXT", KMSENV_SET_STR, AT(context)},
+    {"redirect", "KMSENV_REDIRECT", KMSENV_SET_STR, AT(redirect)},
+    {"allowed_keks", "KMSENV_ALLOWED_KEKS", KMSENV_SET_STR, AT(allowed_keks)},
+#undef AT
+    {NULL, NULL, KMSENV_SET_STR, 0},
 };
-#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+#define MAX_SETTINGS 64
 
-static int setting(KMSENV_PROV *prov, const struct setting_def *d,
-                   const char *cnf)
+/* Every setting in order, with the object it is stored into. */
+typedef struct {
+    const KMSENV_SETTING *def;
+    void *base;
+} SETTING_AT;
+
+static size_t all_settings(KMSENV_PROV *prov, SETTING_AT *out)
 {
+    size_t n = 0, i;
+    const KMSENV_SETTING *d;
+
+    for (d = settings; d->key != NULL && n < MAX_SETTINGS; d++, n++)
+        out[n].def = d, out[n].base = prov;
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        for (d = kmsenv_kek_methods[i]->settings;
+             d != NULL && d->key != NULL && n < MAX_SETTINGS; d++, n++)
+            out[n].def = d,
+            out[n].base = prov != NULL ? prov->kms.conf[i] : NULL;
+    return n;
+}
+
+static int setting(const SETTING_AT *s, const char *cnf)
+{
+    const KMSENV_SETTING *d = s->def;
     const char *e = getenv(d->env);
     const char *v = (e != NULL && *e != '\0') ? e : cnf;
     const char *from = v == e ? d->env : d->key;
-    void *at = (char *)prov + d->off;
+    void *at;
     char *end;
     long n;
 
+    if (s->base == NULL) /* a keyring method without a config object */
+        return 1;
+    at = (char *)s->base + d->off;
     if (v == NULL || *v == '\0')
         return 1;
     switch (d->kind) {
-    case S_STR:
+    case KMSENV_SET_STR:
         return (*(char **)at = OPENSSL_strdup(v)) != NULL;
-    case S_BOOL:
+    case KMSENV_SET_BOOL:
         if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
             strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0) {
             *(int *)at = 1;
@@ -215,19 +212,20 @@ static int setting(KMSENV_PROV *prov, const struct setting_def *d,
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
                      "kmsenv setting %s = '%s': expected yes or no", from, v);
         return 0;
-    case S_MS:
-    case S_INT:
+    case KMSENV_SET_MS:
+    case KMSENV_SET_INT:
         errno = 0;
         n = strtol(v, &end, 10);
         if (errno != 0 || *end != '\0' || n <= 0 ||
-            n > (d->kind == S_INT ? 10 : 3600000)) {
+            n > (d->kind == KMSENV_SET_INT ? 10 : 3600000)) {
             KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
                          "kmsenv setting %s = '%s': expected %s", from, v,
-                         d->kind == S_INT ? "an integer 1..10"
-                                          : "milliseconds, 1..3600000");
+                         d->kind == KMSENV_SET_INT
+                             ? "an integer 1..10"
+                             : "milliseconds, 1..3600000");
             return 0;
         }
-        if (d->kind == S_INT)
+        if (d->kind == KMSENV_SET_INT)
             *(int *)at = (int)n;
         else
             *(long *)at = n;
@@ -253,10 +251,11 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     OSSL_FUNC_core_new_error_fn *new_error = NULL;
     OSSL_FUNC_core_set_error_debug_fn *set_debug = NULL;
     OSSL_FUNC_core_vset_error_fn *vset_error = NULL;
-    char *cnf[NSETTINGS] = {NULL};
-    OSSL_PARAM cfg[NSETTINGS + 1];
+    char *cnf[MAX_SETTINGS] = {NULL};
+    OSSL_PARAM cfg[MAX_SETTINGS + 1];
+    SETTING_AT at[MAX_SETTINGS];
     KMSENV_PROV *prov;
-    size_t i;
+    size_t i, n;
 
     const OSSL_DISPATCH *f;
 
@@ -280,9 +279,10 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 
     /* Config values are returned as pointers into the core's storage: pass
      * &ptr (a UTF8_PTR), not the pointer itself. */
-    for (i = 0; i < NSETTINGS; i++)
-        cfg[i] = OSSL_PARAM_construct_utf8_ptr(settings[i].key, &cnf[i], 0);
-    cfg[NSETTINGS] = OSSL_PARAM_construct_end();
+    n = all_settings(NULL, at);
+    for (i = 0; i < n; i++)
+        cfg[i] = OSSL_PARAM_construct_utf8_ptr(at[i].def->key, &cnf[i], 0);
+    cfg[n] = OSSL_PARAM_construct_end();
     if (get_params != NULL && !get_params(handle, cfg))
         return 0;
 
@@ -290,20 +290,19 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     if (prov == NULL)
         return 0;
     prov->handle = handle;
-    for (i = 0; i < NSETTINGS; i++)
-        if (!setting(prov, &settings[i], cnf[i]))
+    if (!kmsenv_kms_env_init(&prov->kms, NULL, NULL))
+        goto err;
+    all_settings(prov, at);
+    for (i = 0; i < n; i++)
+        if (!setting(&at[i], cnf[i]))
             goto err;
     kmsenv_log_init(prov->debug);
-    if ((prov->aws_state = kmsenv_aws_state_new()) == NULL)
-        goto err;
     kmsenv_http_global_ref();
     prov->http_ref = 1;
     prov->libctx = OSSL_LIB_CTX_new_child(handle, in);
     if (prov->libctx == NULL)
         goto err;
     prov->kms.libctx = prov->libctx;
-    prov->kms.aws = &prov->aws;
-    prov->kms.aws_state = prov->aws_state;
     prov->kms.allowed_keks = prov->allowed_keks;
     prov->keys.handle = handle;
     prov->keys.libctx = prov->libctx;

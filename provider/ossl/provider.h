@@ -20,10 +20,9 @@ typedef struct {
     char *redirect;       /* redirect / KMSENV_REDIRECT */
     char *allowed_keks;   /* allowed_keks / KMSENV_ALLOWED_KEKS */
     char *debug;          /* debug / KMSENV_DEBUG */
-    KMSENV_AWS_CFG aws;   /* aws_* keys, ca_file, timeouts, ... */
-    KMSENV_AWS_STATE *aws_state;
     int http_ref;         /* holds a kmsenv_http_global_ref */
-    KMSENV_KMS_ENV kms;   /* what keyrings see: libctx + the two above */
+    KMSENV_KMS_ENV kms;   /* what keyrings see: libctx, each keyring's
+                             config object (its own settings), the policy */
     KMSENV_KEYS_ENV keys; /* what key objects see: libctx, kms, redirect */
 } KMSENV_PROV;
 

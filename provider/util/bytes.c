@@ -49,75 +49,33 @@ uint64_t kmsenv_rd_u64(KMSENV_RD *r)
     return (hi << 32) | kmsenv_rd_u32(r);
 }
 
-void kmsenv_wr_init(KMSENV_WR *w)
+void kmsenv_wr_bytes(KMSENV_BUF *w, const void *p, size_t n)
 {
-    memset(w, 0, sizeof(*w));
-    w->ok = 1;
+    kmsenv_buf_append(w, p, n);
 }
 
-unsigned char *kmsenv_wr_reserve(KMSENV_WR *w, size_t n)
-{
-    unsigned char *q;
-
-    if (!w->ok)
-        return NULL;
-    if (w->cap - w->len < n) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap - w->len < n) {
-            if (cap > ((size_t)-1) / 2) {
-                w->ok = 0;
-                return NULL;
-            }
-            cap *= 2;
-        }
-        q = OPENSSL_realloc(w->p, cap);
-        if (q == NULL) {
-            w->ok = 0;
-            return NULL;
-        }
-        w->p = q;
-        w->cap = cap;
-    }
-    q = w->p + w->len;
-    w->len += n;
-    return q;
-}
-
-void kmsenv_wr_bytes(KMSENV_WR *w, const void *p, size_t n)
-{
-    unsigned char *q = kmsenv_wr_reserve(w, n);
-    if (q != NULL && n > 0)
-        memcpy(q, p, n);
-}
-
-void kmsenv_wr_u8(KMSENV_WR *w, uint8_t v)
+void kmsenv_wr_u8(KMSENV_BUF *w, uint8_t v)
 {
     kmsenv_wr_bytes(w, &v, 1);
 }
 
-void kmsenv_wr_u16(KMSENV_WR *w, uint16_t v)
+void kmsenv_wr_u16(KMSENV_BUF *w, uint16_t v)
 {
     unsigned char b[2] = {(unsigned char)(v >> 8), (unsigned char)v};
     kmsenv_wr_bytes(w, b, 2);
 }
 
-void kmsenv_wr_u32(KMSENV_WR *w, uint32_t v)
+void kmsenv_wr_u32(KMSENV_BUF *w, uint32_t v)
 {
     unsigned char b[4];
     kmsenv_put_u32(b, v);
     kmsenv_wr_bytes(w, b, 4);
 }
 
-void kmsenv_wr_u64(KMSENV_WR *w, uint64_t v)
+void kmsenv_wr_u64(KMSENV_BUF *w, uint64_t v)
 {
     kmsenv_wr_u32(w, (uint32_t)(v >> 32));
     kmsenv_wr_u32(w, (uint32_t)v);
-}
-
-void kmsenv_wr_free(KMSENV_WR *w)
-{
-    OPENSSL_free(w->p);
-    kmsenv_wr_init(w);
 }
 
 void kmsenv_put_u32(unsigned char *p, uint32_t v)

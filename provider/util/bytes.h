@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "util/buf.h"
 
 typedef struct {
     const unsigned char *p;
@@ -18,21 +19,13 @@ uint32_t kmsenv_rd_u32(KMSENV_RD *r);
 uint64_t kmsenv_rd_u64(KMSENV_RD *r);
 const unsigned char *kmsenv_rd_bytes(KMSENV_RD *r, size_t n);
 
-/* Growable output buffer (plain heap: never used for secrets). */
-typedef struct {
-    unsigned char *p;
-    size_t len, cap;
-    int ok;
-} KMSENV_WR;
-
-void kmsenv_wr_init(KMSENV_WR *w);
-void kmsenv_wr_u8(KMSENV_WR *w, uint8_t v);
-void kmsenv_wr_u16(KMSENV_WR *w, uint16_t v);
-void kmsenv_wr_u32(KMSENV_WR *w, uint32_t v);
-void kmsenv_wr_u64(KMSENV_WR *w, uint64_t v);
-void kmsenv_wr_bytes(KMSENV_WR *w, const void *p, size_t n);
-unsigned char *kmsenv_wr_reserve(KMSENV_WR *w, size_t n);
-void kmsenv_wr_free(KMSENV_WR *w);
+/* Big-endian writers appending to a buffer (util/buf.h); a write that does
+ * not fit sets b->failed, and later writes do nothing. */
+void kmsenv_wr_u8(KMSENV_BUF *b, uint8_t v);
+void kmsenv_wr_u16(KMSENV_BUF *b, uint16_t v);
+void kmsenv_wr_u32(KMSENV_BUF *b, uint32_t v);
+void kmsenv_wr_u64(KMSENV_BUF *b, uint64_t v);
+void kmsenv_wr_bytes(KMSENV_BUF *b, const void *p, size_t n);
 
 void kmsenv_put_u32(unsigned char *p, uint32_t v);
 uint32_t kmsenv_get_u32(const unsigned char *p);

@@ -52,13 +52,8 @@ int kmsenv_read_regular(const char *path, size_t max, unsigned char **buf,
         return 0;
     }
     for (;;) {
-        n = read(fd, b + got, max + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(why, whylen, "read error: %s", strerror(errno));
+        if ((n = kmsenv_read_some(fd, b + got, max + 1 - got, why, whylen)) < 0)
             goto err;
-        }
         if (n == 0)
             break;
         got += (size_t)n;
@@ -75,4 +70,15 @@ err:
     close(fd);
     OPENSSL_free(b);
     return 0;
+}
+
+ssize_t kmsenv_read_some(int fd, void *buf, size_t n, char *why, size_t whylen)
+{
+    ssize_t r;
+
+    while ((r = read(fd, buf, n)) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        snprintf(why, whylen, "read error: %s", strerror(errno));
+    return r;
 }

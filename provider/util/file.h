@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 /* Returns an fd opened read-only, non-blocking and close-on-exec, with *st
  * filled, or -1 with why set (strerror, or "not a regular file ..."): callers
@@ -20,5 +21,9 @@ int kmsenv_open_regular(const char *path, struct stat *st, char *why,
  * truncated. Returns 1, or 0 with why set. */
 int kmsenv_read_regular(const char *path, size_t max, unsigned char **buf,
                         size_t *len, char *why, size_t whylen);
+
+/* One read(2) of at most n bytes, resumed after EINTR: the count (0 at the
+ * end of the file), or -1 with why set ("read error: ..."). */
+ssize_t kmsenv_read_some(int fd, void *buf, size_t n, char *why, size_t whylen);
 
 #endif

@@ -10,6 +10,7 @@
  *                                          (not saved)
  * KMS_PROBE_SECURE_HEAP=BYTES: CRYPTO_secure_malloc_init(BYTES, 16) first,
  * as an application with a small secure heap does.
+ * KMS_PROBE_ALLOW_LOCAL_WRAP=1: rewrap with kmsenv-rewrap-allow-local-wrap.
  * Prints "ok ..." and exits 0 on success; errors go to stderr. */
 #include <pthread.h>
 #include <stdio.h>
@@ -125,11 +126,15 @@ int main(int argc, char **argv)
         if (ok)
             printf("ok generate\n");
     } else if (strcmp(argv[2], "rewrap") == 0) {
-        OSSL_PARAM p[2];
+        const char *al = getenv("KMS_PROBE_ALLOW_LOCAL_WRAP");
+        int allow = al != NULL && strcmp(al, "1") == 0;
+        OSSL_PARAM p[3];
 
         p[0] = OSSL_PARAM_construct_utf8_string("kmsenv-rewrap-keyring",
                                                 argv[4], 0);
-        p[1] = OSSL_PARAM_construct_end();
+        p[1] =
+            OSSL_PARAM_construct_int("kmsenv-rewrap-allow-local-wrap", &allow);
+        p[2] = OSSL_PARAM_construct_end();
         ok = (pk = load(g_uri)) != NULL && EVP_PKEY_set_params(pk, p) > 0;
         if (ok)
             printf("ok rewrap\n");

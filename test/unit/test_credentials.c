@@ -1,14 +1,15 @@
-/* Unit tests for the AWS credentials chain (provider/kms/credentials.c).
+/* Unit tests for the AWS credentials chain (provider/kms/credentials.c and
+ * the sources it calls: creds_*.c, ini.c, xml.c).
  *
- * credentials.c is #included with kmsenv_http_do renamed to a stub that
+ * Those files are #included with kmsenv_http_do renamed to a stub that
  * answers from canned routes and records every request, so the parsers
  * (INI, JSON, XML, ISO 8601) and the whole chain (environment, web identity,
  * profile, ECS, IMDS, cache, fork) are exercised without a network. A secure
  * heap is initialised so that CRYPTO_secure_allocated() can prove where
  * secrets live; error messages and the debug log are checked for secrets.
  *
- * Link it with util/{err,log,secmem}.c and kms/http.c (not with
- * kmsenv_core, which has its own credentials.o).
+ * Link it with util/{err,log,secmem,buf,bytes,text}.c, kms/{json,http,
+ * retry}.c (not with kmsenv_core, which has its own credentials.o).
  *
  * Usage: test_credentials [-v]
  * Output: "ok N - name" / "not ok N - name", then "P passed, F failed". */
@@ -18,6 +19,15 @@
 
 #define kmsenv_http_do test_http_do
 #include "kms/credentials.c"
+#include "kms/creds_util.c"
+#include "kms/creds_env.c"
+#include "kms/creds_profile.c"
+#include "kms/creds_sts.c"
+#include "kms/creds_ecs.c"
+#include "kms/creds_imds.c"
+#include "kms/creds_cache.c"
+#include "kms/ini.c"
+#include "kms/xml.c"
 #undef kmsenv_http_do
 
 #include <pthread.h>

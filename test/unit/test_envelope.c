@@ -20,6 +20,7 @@
 #include "envelope/keyset.h"
 #include "envelope/record.h"
 #include "envelope/xaes.h"
+#include "kms/aws.h"
 #include "kms/keyring.h"
 #include "kms/policy.h"
 #include "util/bytes.h"
@@ -607,16 +608,16 @@ static void tmp_cleanup(void)
 static char *ctx_hex(const char *text)
 {
     KMSENV_CONTEXT c;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     char *h = NULL;
 
     kmsenv_ctx_init(&c);
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     if (kmsenv_ctx_parse(&c, text, strlen(text)) && kmsenv_ctx_encode(&c, &w)) {
         h = xmalloc(2 * w.len + 1);
         tohex(h, w.p, w.len);
     }
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_free(&c);
     return h;
 }
@@ -625,26 +626,26 @@ static char *ctx_hex(const char *text)
 static int ctx_rejects(const char *text)
 {
     KMSENV_CONTEXT c;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     int ok;
 
     kmsenv_ctx_init(&c);
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     ok = kmsenv_ctx_parse(&c, text, strlen(text)) && kmsenv_ctx_encode(&c, &w);
     ok = !ok && last_reason() == KMSENV_R_BAD_CONTEXT;
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_free(&c);
     ERR_clear_error();
     return ok;
 }
 
-static int ctx_enc(const char *text, KMSENV_WR *w)
+static int ctx_enc(const char *text, KMSENV_BUF *w)
 {
     KMSENV_CONTEXT c;
     int ok;
 
     kmsenv_ctx_init(&c);
-    kmsenv_wr_init(w);
+    kmsenv_buf_init(w, 0);
     ok = kmsenv_ctx_parse(&c, text, strlen(text)) && kmsenv_ctx_encode(&c, w);
     kmsenv_ctx_free(&c);
     return ok;
@@ -669,15 +670,15 @@ static int rec_open_text(KMSENV_REC_KEY *rk, const unsigned char ksid[16],
                          const char *ctxtext, const unsigned char *rec,
                          size_t reclen, unsigned char *out, size_t *outlen)
 {
-    KMSENV_WR w;
+    KMSENV_BUF w;
     int ok;
 
     if (!ctx_enc(ctxtext, &w)) {
-        kmsenv_wr_free(&w);
+        kmsenv_buf_free(&w);
         return 0;
     }
     ok = kmsenv_record_open(rk, ksid, w.p, w.len, rec, reclen, out, outlen);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     return ok;
 }
 
@@ -853,12 +854,12 @@ static void test_context(void)
     static const char *const esc_pairs[] = {"note", "a,b=c\\d", "x", ""};
     char *a, *b, big[5000], desc[128];
     KMSENV_CONTEXT c, c2;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     BUF r = {0};
 
     /* vectors */
     kmsenv_ctx_init(&c);
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     CHECK(kmsenv_ctx_parse(&c, CTX_VEC_TEXT, strlen(CTX_VEC_TEXT)) &&
               kmsenv_ctx_encode(&c, &w),
           "context: parse and encode '%s'", CTX_VEC_TEXT);
@@ -869,19 +870,19 @@ static void test_context(void)
     kmsenv_ctx_describe(&c, desc, sizeof(desc));
     CHECK(strcmp(desc, "row=42,table=cards") == 0,
           "context: describe lists the sorted pairs");
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_free(&c);
 
     CHECK(ctx_enc(CTX_ESC_TEXT, &w), "context: parse escapes");
     VEC("context with escapes", w.p, w.len, CTX_ESC_HEX);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     ref_ctx(&r, esc_pairs, 2);
     VEC("context with escapes (reference)", r.p, r.len, CTX_ESC_HEX);
     b_free(&r);
 
     CHECK(ctx_enc("", &w), "context: empty text parses");
     VEC("empty context", w.p, w.len, CTX_EMPTY_HEX);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_init(&c);
     CHECK(kmsenv_ctx_parse(&c, NULL, 0) && c.n == 0,
           "context: NULL text is empty");
@@ -900,11 +901,11 @@ static void test_context(void)
               kmsenv_ctx_parse(&c, "a=1", strlen("a=1")) && c.n == 2 &&
               a != NULL,
           "context: parse accumulates across calls");
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     CHECK(kmsenv_ctx_encode(&c, &w) && a != NULL && hex_eq(w.p, w.len, a),
           "context: accumulated pairs encode like one text");
     free(a);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_free(&c);
 
     /* a failed parse changes nothing, even after valid leading pairs */
@@ -1016,22 +1017,22 @@ static void test_context(void)
     kmsenv_ctx_init(&c);
     memset(big, 'v', 4096);
     big[4096] = '\0';
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     /* 2 + (2+1+2+4096) + (2+1+2+4086) = 8194 > 8192 */
     CHECK(kmsenv_ctx_add(&c, "a", big) && kmsenv_ctx_add(&c, "b", big + 10) &&
               !kmsenv_ctx_encode(&c, &w) &&
               last_reason() == KMSENV_R_BAD_CONTEXT,
           "context: encoding over 8192 bytes rejected");
     ERR_clear_error();
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_free(&c);
     kmsenv_ctx_init(&c);
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     /* 2 + (2+1+2+4096) + (2+1+2+4084) = 8192 */
     CHECK(kmsenv_ctx_add(&c, "a", big) && kmsenv_ctx_add(&c, "b", big + 12) &&
               kmsenv_ctx_encode(&c, &w) && w.len == 8192,
           "context: encoding of exactly 8192 bytes accepted");
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
 
     /* hostile text: length-bounded, NUL refused, size refused while
      * parsing (not after 100,000 pairs pile up) */
@@ -1084,7 +1085,7 @@ static void test_record_vector(void)
 {
     static const char *const vec_pairs[] = {"row", "42", "table", "cards"};
     KMSENV_REC_KEY rk;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     BUF ctx = {0}, ref = {0}, aad = {0};
     unsigned char kx[32], rec[16 + KMSENV_REC_OVERHEAD], out[16];
     unsigned char rec2[sizeof(rec)];
@@ -1092,7 +1093,7 @@ static void test_record_vector(void)
     uint32_t ver = 0;
     int ok;
 
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     ref_ctx(&ctx, vec_pairs, 2);
     ref_record(V_KEY1, 1, V_KSID, ctx.p, ctx.len, V_REC_NONCE,
                (const unsigned char *)V_PLAINTEXT, 16, &ref, &aad, kx);
@@ -1130,7 +1131,7 @@ static void test_record_vector(void)
          memcmp(out, V_PLAINTEXT, 16) == 0;
     CHECK(ok, "record: after a failed open, the same key state reseals the "
               "vector byte for byte and opens it");
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_rec_key_cleanup(&rk);
     b_free(&ctx);
     b_free(&ref);
@@ -1152,12 +1153,12 @@ static void test_record_context_sizes(void)
         goto end;
     for (i = 0; i <= sizeof(vlens) / sizeof(vlens[0]); i++) {
         KMSENV_CONTEXT c;
-        KMSENV_WR w;
+        KMSENV_BUF w;
         BUF ref = {0}, aad = {0};
         int ok;
 
         kmsenv_ctx_init(&c);
-        kmsenv_wr_init(&w);
+        kmsenv_buf_init(&w, 0);
         if (i < sizeof(vlens) / sizeof(vlens[0])) {
             memset(v, 'v', vlens[i]);
             v[vlens[i]] = '\0';
@@ -1191,7 +1192,7 @@ static void test_record_context_sizes(void)
               w.len, 47 + w.len);
         b_free(&ref);
         b_free(&aad);
-        kmsenv_wr_free(&w);
+        kmsenv_buf_free(&w);
         kmsenv_ctx_free(&c);
     }
 end:
@@ -1203,7 +1204,7 @@ static void test_record_roundtrips(void)
 {
     static const size_t sizes[] = {0, 1, 4096, 1u << 20};
     KMSENV_REC_KEY rk;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     unsigned char key[32];
     size_t i;
 
@@ -1238,14 +1239,14 @@ static void test_record_roundtrips(void)
         free(r2);
         free(out);
     }
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_rec_key_cleanup(&rk);
 }
 
 static void test_record_tamper(void)
 {
     KMSENV_REC_KEY rk, rk2, rk1b;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     unsigned char rec[5 + KMSENV_REC_OVERHEAD], bad[sizeof(rec) + 1];
     unsigned char out[sizeof(rec)], ks2[16], key2[32];
     size_t reclen = 0, ol = 0, i;
@@ -1351,7 +1352,7 @@ static void test_record_tamper(void)
           "record: peek rejects format 0x02");
     ERR_clear_error();
 
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_rec_key_cleanup(&rk);
 }
 
@@ -1420,7 +1421,7 @@ static void test_file_keyring(void)
     char spec[512], spec2[1024];
     unsigned char fp[16];
     KMSENV_CONTEXT kc, kc2;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     KMSENV_KEYRING *kr = NULL, *kr2 = NULL;
     KMSENV_WRAP ww, *wraps = NULL;
     KMSENV_SECRET out = {NULL, 0}, dk = {NULL, 0};
@@ -1432,7 +1433,7 @@ static void test_file_keyring(void)
     ref_fp(V_KEK, fp);
     VEC("file: KEK fingerprint (reference)", fp, 16, FILE_FP_HEX);
     ok = kmsenv_keyring_keyset_context(&kc, V_KSID, "keyset");
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     CHECK(ok && kmsenv_ctx_encode(&kc, &w),
           "file: kmsenv_keyring_keyset_context");
     VEC("file: KEK context encoding", w.p, w.len, FILE_KEKCTX_HEX);
@@ -1441,7 +1442,7 @@ static void test_file_keyring(void)
         FILE_KEKCTX_HEX);
     ref_file_blob(V_KEK, V_WRAP_NONCE, w.p, w.len, V_KSK, 32, &blob);
     VEC("file: wrap blob (reference)", blob.p, blob.len, FILE_BLOB_HEX);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
 
     /* the library's view of the same KEK file */
     snprintf(spec, sizeof(spec), "file:%s", kek_path);
@@ -1512,7 +1513,7 @@ static void test_file_keyring(void)
         static const char label[] = "kmsenv-file-wrap-v1";
         BUF aad = {0};
 
-        kmsenv_wr_init(&w);
+        kmsenv_buf_init(&w, 0);
         kmsenv_ctx_encode(&kc, &w);
         b_put(&aad, label, sizeof(label)); /* includes the NUL */
         b_put(&aad, w.p, w.len);
@@ -1522,7 +1523,7 @@ static void test_file_keyring(void)
                   memcmp(back, dk.data, 32) == 0,
               "file: library blob decrypts with the spec's reference code");
         b_free(&aad);
-        kmsenv_wr_free(&w);
+        kmsenv_buf_free(&w);
         CHECK(kmsenv_keyring_unwrap(NULL, wraps, nwraps, NULL, &kc, 32, &out,
                                     "generated") &&
                   memcmp(out.data, dk.data, 32) == 0,
@@ -1672,7 +1673,7 @@ static int desc_decodes(const KSDESC *d)
 static void test_keyset_vector(void)
 {
     KMSENV_KEYSET ks, ks2;
-    KMSENV_WR der;
+    KMSENV_BUF der;
     KMSENV_CONTEXT kc;
     KMSENV_REC_KEY rk;
     KSDESC d = vector_desc();
@@ -1702,12 +1703,12 @@ static void test_keyset_vector(void)
         ks.wrap[0].blob = OPENSSL_memdup(v_blob, v_bloblen);
         ks.wrap[0].bloblen = v_bloblen;
     }
-    kmsenv_wr_init(&der);
+    kmsenv_buf_init(&der, 0);
     ok = ok && ks.wrap != NULL &&
          kmsenv_keyset_encode(&ks, NULL, V_SEAL_NONCE, &der);
     CHECK(ok, "keyset: encode the vector keyset");
     VEC("keyset (kmsenv_keyset_encode)", der.p, der.len, KS_HEX);
-    kmsenv_wr_free(&der);
+    kmsenv_buf_free(&der);
     kmsenv_keyset_free(&ks);
 
     /* end to end: decode the published bytes, unwrap the KSK through the
@@ -1774,7 +1775,7 @@ static void test_keyset_vector(void)
         KMSENV_XAES x;
         unsigned char *rec;
         size_t reclen;
-        KMSENV_WR w;
+        KMSENV_BUF w;
 
         rec = unhex(REC_HEX, &reclen);
         ok = kmsenv_xaes_init(&x, NULL, kmsenv_keyset_key(&ks, idx)) &&
@@ -1787,16 +1788,16 @@ static void test_keyset_vector(void)
                   ol == 16 && memcmp(rec_pt, V_PLAINTEXT, 16) == 0,
               "keyset + record vectors: version 1 of the keyset opens the "
               "record");
-        kmsenv_wr_free(&w);
+        kmsenv_buf_free(&w);
         kmsenv_rec_key_cleanup(&rk);
         free(rec);
     }
     /* re-encoding the unsealed keyset with the same nonce reproduces it */
-    kmsenv_wr_init(&der);
+    kmsenv_buf_init(&der, 0);
     CHECK(ok && kmsenv_keyset_encode(&ks, NULL, V_SEAL_NONCE, &der) &&
               der.len == vlen && memcmp(der.p, vder, vlen) == 0,
           "keyset: decode -> unseal -> encode is byte-identical");
-    kmsenv_wr_free(&der);
+    kmsenv_buf_free(&der);
 
     /* wrong KSK */
     CHECK(kmsenv_keyset_decode(&ks2, vder, vlen, "v") &&
@@ -2053,12 +2054,12 @@ static int add_test_wrap(KMSENV_KEYSET *ks)
 
 static int reencode_ok(const KMSENV_KEYSET *ks)
 {
-    KMSENV_WR der;
+    KMSENV_BUF der;
     KMSENV_KEYSET back;
     size_t i;
     int ok;
 
-    kmsenv_wr_init(&der);
+    kmsenv_buf_init(&der, 0);
     ok = kmsenv_keyset_encode(ks, NULL, NULL, &der) &&
          decode_unseal(der.p, der.len, ks->ksk.data, &back);
     if (ok) {
@@ -2070,7 +2071,7 @@ static int reencode_ok(const KMSENV_KEYSET *ks)
                  back.ver[i].created == ks->ver[i].created;
         kmsenv_keyset_free(&back);
     }
-    kmsenv_wr_free(&der);
+    kmsenv_buf_free(&der);
     return ok;
 }
 
@@ -2163,7 +2164,7 @@ static void test_keyset_random_roundtrip(void)
     KMSENV_KEYSET ks, back;
     KMSENV_KEYRING *kr = NULL;
     KMSENV_CONTEXT kc, kc2;
-    KMSENV_WR der;
+    KMSENV_BUF der;
     char spec[512];
     size_t i;
     int ok;
@@ -2172,7 +2173,7 @@ static void test_keyset_random_roundtrip(void)
     kmsenv_keyset_init(&back);
     kmsenv_ctx_init(&kc);
     kmsenv_ctx_init(&kc2);
-    kmsenv_wr_init(&der);
+    kmsenv_buf_init(&der, 0);
     RAND_bytes(ks.id, 16);
     ks.alg = KMSENV_KS_ALG_XAES256GCM;
     ks.created = 1234567890;
@@ -2212,7 +2213,7 @@ end:
     kmsenv_ctx_free(&kc);
     kmsenv_ctx_free(&kc2);
     kmsenv_keyring_free(kr);
-    kmsenv_wr_free(&der);
+    kmsenv_buf_free(&der);
     kmsenv_keyset_free(&ks);
 }
 
@@ -2231,16 +2232,16 @@ static void test_keyset_large(void)
     CHECK(ok && ks.nver == 1500 && ks.primary == 1500,
           "keyset: 1500 versions added");
     {
-        KMSENV_WR der;
+        KMSENV_BUF der;
 
-        kmsenv_wr_init(&der);
+        kmsenv_buf_init(&der, 0);
         CHECK(ok && kmsenv_keyset_encode(&ks, NULL, NULL, &der) &&
                   der.len == 5 + 67591 && der.p[0] == 0x04 &&
                   der.p[1] == 0x83 && der.p[2] == 0x01 && der.p[3] == 0x08 &&
                   der.p[4] == 0x07,
               "keyset: 67591-byte content (40 + 45*1500 + 1 + 22 + 28) gets "
               "the minimal DER length 83 010807");
-        kmsenv_wr_free(&der);
+        kmsenv_buf_free(&der);
     }
     CHECK(ok && reencode_ok(&ks),
           "keyset: 1500-version keyset (DER length >= 65536) round-trips");
@@ -2340,11 +2341,17 @@ static void test_doc_vectors(void)
 static int allowed(const char *policy, const char *spec,
                    const unsigned char *fp, size_t fplen)
 {
-    KMSENV_AWS_CFG cfg;
-    KMSENV_KMS_ENV env = {NULL, &cfg, NULL, policy};
+    KMSENV_AWS_CONF conf;
+    KMSENV_KMS_ENV env;
+    size_t i;
 
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.region = (char *)"us-east-1";
+    memset(&conf, 0, sizeof(conf));
+    memset(&env, 0, sizeof(env));
+    conf.cfg.region = (char *)"us-east-1";
+    env.allowed_keks = policy;
+    for (i = 0; i < KMSENV_KEK_NMETHODS; i++)
+        if (kmsenv_kek_methods[i] == &kmsenv_aws_kek_method)
+            env.conf[i] = &conf;
     return kmsenv_kek_allowed(&env, spec, fp, fplen, "k");
 }
 
