@@ -35,7 +35,8 @@
 #include <sys/wait.h>
 #include <openssl/rand.h>
 
-static int n_tests, n_passed, n_failed, opt_verbose;
+#include "harness.h"
+
 static int sec_heap;        /* secure heap initialised */
 static size_t sec_baseline; /* CRYPTO_secure_used() before the tests */
 
@@ -50,50 +51,6 @@ static char logpath[300];
 /* ------------------------------------------------------------------------ */
 /* Harness                                                                   */
 /* ------------------------------------------------------------------------ */
-
-/* All error data of the queue, joined (then cleared). */
-static char errtext[8192];
-
-static const char *take_errors(void)
-{
-    const char *data, *file, *func;
-    int line, flags;
-    size_t len = 0;
-
-    errtext[0] = '\0';
-    while (ERR_get_error_all(&file, &line, &func, &data, &flags) != 0) {
-        int n = snprintf(errtext + len, sizeof(errtext) - len, "%s%s",
-                         len > 0 ? " | " : "",
-                         (flags & ERR_TXT_STRING) ? data : "?");
-        if (n > 0 && len + (size_t)n < sizeof(errtext))
-            len += (size_t)n;
-    }
-    return errtext;
-}
-
-__attribute__((format(printf, 3, 4))) static int check_at(int ok, int line,
-                                                          const char *fmt, ...)
-{
-    va_list ap;
-
-    n_tests++;
-    printf("%s %d - ", ok ? "ok" : "not ok", n_tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    if (ok) {
-        n_passed++;
-    } else {
-        n_failed++;
-        printf("#   failed at %s line %d\n", __FILE__, line);
-        printf("#   errors: %s\n", take_errors());
-    }
-    fflush(stdout);
-    return ok;
-}
-
-#define CHECK(cond, ...) check_at((cond) ? 1 : 0, __LINE__, __VA_ARGS__)
 
 static void note(const char *what, const char *s)
 {
@@ -2301,6 +2258,5 @@ int main(int argc, char **argv)
         if (system(cmd) != 0)
             printf("# could not remove %s\n", tmpdir);
     }
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return harness_done();
 }
