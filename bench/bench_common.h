@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the benchmarks: a temporary KEK file (removed at exit, also on
  * SIGINT/SIGTERM), a monotonic clock and error printing. */
 #ifndef KMSENV_BENCH_COMMON_H

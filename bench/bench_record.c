@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_record: throughput of 64-byte record encrypt+decrypt through the
  * kmsenv provider (EVP_PKEY_encrypt/EVP_PKEY_decrypt, XAES-256-GCM records)
  * versus raw EVP AES-256-GCM loops measured in the same process and run.

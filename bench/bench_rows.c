@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_rows: records as real callers make them, one row at a time, each
  * row under its own encryption context (table=cards,row=N), from 1 and from
  * 8 threads, against raw AES-256-GCM measured in the same run:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the official AWS KMS clients that test/11-official-clients.t drives
 # against the loopback KMS emulator: Debian's awscli (v2) and, from
 # test/clients/package-lock.json, @aws-sdk/client-kms (needs node >= 20 and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds kmsenv and walks through the local-keyring quickstart.
 set -euo pipefail
 cd "$(dirname "$0")/.."

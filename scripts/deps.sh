@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages kmsenv needs to build and test. As root it
 # installs what is missing; otherwise it prints the apt-get line to run.
 set -euo pipefail

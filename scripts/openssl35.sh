@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds OpenSSL 3.5 from Debian trixie's source package into a cached private
 # prefix and prints that prefix on stdout (everything else goes to stderr).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole suite: a normal build, then the same suite under ASan+UBSan,
 # then the thread tests (ctest -L threads) under ThreadSanitizer, then the
 # suite again against OpenSSL 3.5 (scripts/openssl35.sh: Debian trixie's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Keyset creation, loading, metadata, and every export path.
 use strict;
 use warnings;

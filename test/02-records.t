@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Context-bound records through openssl pkeyutl.
 use strict;
 use warnings;

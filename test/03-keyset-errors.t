@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # KEK problems, corrupt keysets, tampering: clear errors, no crash.
 use strict;
 use warnings;

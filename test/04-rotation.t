@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Rotation, version states, rewrap, and concurrent rotations.
 use strict;
 use warnings;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # No leak: derive the KSK and every data key independently (KEK file +
 # docs/FORMATS.md, with CryptX's AES-GCM), then look for them in every output
 # of every command: text, PEM, DER, errors, the debug log, the C export paths.

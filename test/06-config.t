@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # openssl.cnf configuration, environment precedence, the debug log, and the
 # one-keyring-call-per-load guarantee.
 use strict;

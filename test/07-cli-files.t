@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The kmsenv CLI and the files it rewrites: symlinks, owner/group/mode,
 # stale temp files, PEM and DER, special and oversized files.
 use strict;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Loading keysets: special files, kmsenv: URI parsing, no unwrap nobody asked
 # for, strict containers and size limit, errors that say what failed, and
 # encoders that refuse what a keyset cannot be (password-encrypted, public).

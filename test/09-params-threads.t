@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # String OSSL_PARAMs are read by data_size (a NUL inside a context, a rewrap
 # or genpkey keyring is refused; an unterminated context binds exactly its
 # bytes), and keys are shared safely between threads. Under KMSENV_TSAN the

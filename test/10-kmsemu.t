@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The loopback KMS emulator, STS and the credential servers, checked through
 # the pure-Perl SigV4 client in KmsEmu.pm and through the real curl CLI.
 use strict;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The loopback KMS emulator (test/kmsemu) behaves like AWS KMS for the two
 # official AWS clients: Debian's awscli v2 and the AWS SDK for JavaScript v3
 # (@aws-sdk/client-kms, test/clients). Both talk HTTPS to it, verifying its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The aws-kms: keyring against the loopback KMS emulator (two instances act
 # as two regions sharing multi-Region key material): keyset lifecycle, KMS
 # call counts, failover, retries, deadlines, TLS and credential errors.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The AWS credentials chain, end to end: each source (environment, shared
 # profile files, web identity through STS, ECS, EC2 IMDSv2) signs a real
 # keyset load against the emulator, and the emulator's per-access-key

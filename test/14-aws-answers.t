@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The aws-kms: keyring against odd, hostile and failing KMS answers (the
 # emulator's answer/error faults): an alias moved to another key, a Decrypt
 # answer for another key or with a key of the wrong length, a small secure

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # deadline_ms bounds a whole keyset load: every wrapped copy (region) and
 # every attempt. Each remote copy gets an equal share of the time left, so a
 # hanging or blackholed first region leaves time to fail over. Two emulator

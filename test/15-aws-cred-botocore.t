@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The credential chain where it used to differ from botocore, end to end
 # (real openssl, the KMS emulator, loopback ECS/IMDS servers):
 #  - an explicit profile (aws_profile / KMSENV_AWS_PROFILE, like botocore's

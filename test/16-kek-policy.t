@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The KEK policy (allowed_keks / KMSENV_ALLOWED_KEKS) and KEK file
 # ownership: a keyset file names its own KEK, so whoever can replace the
 # file could make the application seal new records under a key they hold.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Text from an unauthenticated keyset (its KEK spec) reaches errors, the
 # debug log and -text/inspect output escaped: no terminal control bytes.
 use strict;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # kmsenv rewrap to an aws-kms: key moves the keyset key with ReEncrypt, so
 # that it never leaves KMS. When ReEncrypt fails, the rewrap fails with the
 # KMS error and the keyset file is left as it was; only with

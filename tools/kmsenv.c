@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kmsenv: keyset management, a thin client of the provider.
  *
  * It loads a keyset (PEM or DER) through OpenSSL's decoders (the provider

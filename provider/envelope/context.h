@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Encryption context: a set of key=value pairs bound as AAD.
  * Text form:  key=value[,key=value...]; '\' escapes ',', '=' and '\'.
  * Canonical encoding (docs/FORMATS.md): u16 count, then the pairs sorted by

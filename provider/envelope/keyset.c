@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "envelope/keyset.h"
 #include "util/err.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Keyset format (docs/FORMATS.md "Keyset"). A keyset holds versions of
  * 256-bit data keys. The keys are sealed (AES-256-GCM) under a keyset key
  * (KSK); the KSK is stored only wrapped, once per KEK. Everything outside the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Context-bound records (docs/FORMATS.md "Record"):
  *   "KE" | 0x01 | version u32 | nonce[24] | ciphertext | tag[16]
  * XAES-256-GCM under the version key; AAD = header || keyset id || context

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The sealed container shared by kmsenv's at-rest formats (docs/FORMATS.md
  * "Sealed container"): a DER OCTET STRING whose content is
  *     magic(8) | format u8 | kind-specific header | wrap list | seal

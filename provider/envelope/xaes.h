@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* XAES-256-GCM key derivation (C2SP XAES-256-GCM): a 256-bit key and a
  * 192-bit nonce give a per-message AES-256-GCM key and a 96-bit GCM nonce.
  * The AES-ECB context holding the key schedule is per instance and not

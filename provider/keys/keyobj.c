@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "keys/keyobj.h"
 #include "kms/keyring.h"
 #include "util/err.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key objects: reference counted, locked, named, holding their wrapped form
  * (what encoders write) and never exporting a secret. Kinds: an opened
  * keyset (data keys in secure memory, per-version XAES templates, leases

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bounded, checked reading of keyset input (see input.h). */
 #include "keys/loader.h"
 #include "keys/keyobj.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reading keyset input for the decoders and the kmsenv: store: bounded
  * (KMSENV_MAX_INPUT, refused beyond, never truncated), and every way a
  * keyset can be malformed named in the error (truncated, trailing bytes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "keys/registry.h"
 #include "keys/loader.h"
 #include "util/err.h"

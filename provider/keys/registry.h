@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-process registry of loaded keysets (one per provider instance):
  * a keyset named by path (and keyring override) is read and unwrapped once,
  * then shared, until asked to reload. This is how `openssl enc` and other

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The aws-kms: keyring: AWS KMS through its JSON 1.1 API, signed with
  * libcurl's SigV4. One KEK is one KMS key (key id, key ARN, alias/NAME or
  * alias ARN). Every call sends the encryption context; Decrypt always names

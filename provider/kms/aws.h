@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS KMS keyring (aws.c, aws_conf.c, aws_proto.c, credentials.c and
  * creds_*.c): configuration, per-provider state, credentials chain. The
  * keyring interface itself is kms/keyring.h. */

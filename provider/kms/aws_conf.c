@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The aws-kms: keyring's settings and per-provider config object, and the
  * keyring hooks that read them (kms/aws.h). */
 #include "kms/aws.h"

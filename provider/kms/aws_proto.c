@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The AWS KMS JSON protocol (kms/aws_proto.h). */
 #include "kms/aws_proto.h"
 #include "util/err.h"

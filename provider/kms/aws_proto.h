@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The AWS KMS JSON protocol, for aws.c: endpoints, request bodies (built
  * in the caller's buffer, secure when it carries a key), answers (base64
  * members, error types and how they are handled), key ids and ARNs, and

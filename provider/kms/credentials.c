@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS credentials: the provider chain in AWS SDK order (environment, web
  * identity through STS, shared credentials/config files, ECS container
  * endpoint, EC2 IMDSv2) (the sources are

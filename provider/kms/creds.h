@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Internal to the AWS credential sources (credentials.c, creds_*.c): the
  * environment they read, the summary of what each source did, and the
  * helpers they share. Not an interface for the rest of kms/ (kms/aws.h). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-provider AWS credentials cache (kmsenv_aws_get_creds). */
 #include "kms/creds.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS credentials from the ECS / EKS Pod Identity container endpoint. */
 #include "kms/creds.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS credentials from EC2 instance metadata (IMDSv2). */
 #include "kms/creds.h"
 

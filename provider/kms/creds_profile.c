@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS credentials from the shared credentials and config files: the
  * profile looked up in both files, and the profile source (static keys, or
  * a role through web identity). */

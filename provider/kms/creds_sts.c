@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AWS credentials through STS AssumeRoleWithWebIdentity
  * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or a profile naming them). */
 #include "kms/creds.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the AWS credential sources: buffers, secure strings,
  * the credentials structure, ISO 8601 times, HTTP with retries
  * (kms/retry.h), secret files, and the JSON credential documents of ECS and

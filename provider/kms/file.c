@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The file: keyring: a local 32-byte KEK file (mode 0600). Wrapping is
  * AES-256-GCM under the KEK with the encryption context as AAD. */
 #include "kms/keyring.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "kms/http.h"
 #include "util/err.h"
 #include "util/log.h"

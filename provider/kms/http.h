@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One HTTP exchange over libcurl: TLS always verified, plain http only where
  * the caller's policy allows it, timeouts per attempt, SigV4 through
  * CURLOPT_AWS_SIGV4. No curl handle outlives a call, so nothing crosses a

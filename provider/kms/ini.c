@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The AWS shared credentials / config file reader (kms/ini.h). */
 #include "kms/ini.h"
 #include "kms/creds.h"

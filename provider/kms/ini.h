@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reader of the AWS shared credentials and config files, as botocore's
  * configparser reads them: [section] / [profile NAME] headers, key = value
  * properties, indented continuation lines, # and ; comments. Lines go

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "kms/json.h"
 #include "util/bytes.h"
 #include "util/err.h"

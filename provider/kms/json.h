@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A small, strict JSON reader for the flat objects AWS answers with (KMS,
  * ECS, IMDS): it validates the whole document and decodes the wanted
  * top-level string members straight into secure memory, so no general

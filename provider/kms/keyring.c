@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "kms/keyring.h"
 #include "kms/http.h"
 #include "kms/policy.h"

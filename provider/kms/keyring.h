@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Keyrings: where key-encryption keys (KEKs) live.
  *
  * A keyring spec names one or more KEKs, separated by ';':

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* KEK policy (allowed_keks / KMSENV_ALLOWED_KEKS). A keyset file names the
  * KEKs it is wrapped under, and a keyset file is not authenticated until it
  * is unwrapped: whoever can replace it could name a KEK of their own, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "kms/retry.h"
 #include "kms/http.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one retry policy for every remote call (KMS operations, STS, ECS,
  * IMDS): AWS SDK "standard" mode. Attempts are capped; after attempt n
  * fails (n = 1, 2, ...) the wait is full jitter, rand * min(base * 2^(n-1),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* XML element text for STS answers (kms/xml.h). */
 #include "kms/xml.h"
 #include "kms/creds.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Minimal XML reading for AWS query-protocol answers (STS): the text of a
  * named element inside a known region, entities and CDATA decoded, secrets
  * decoded straight into secure memory. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ASYM_CIPHER for KMSENV-KEYSET: context-bound records through
  * EVP_PKEY_encrypt/decrypt and `openssl pkeyutl`. The encryption context is
  * the "context" parameter (key=value[,key=value]; repeated sets accumulate)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* DECODERs: our PEM labels to DER (OpenSSL 3.0's pem2der drops labels it
  * does not know), and DER to a KMSENV-KEYSET key. The DER decoder is where
  * the keyring unwrap happens: once per load. */

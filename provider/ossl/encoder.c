@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ENCODERs for KMSENV-KEYSET: PEM and DER write the wrapped keyset (the same
  * bytes a load reads), TEXT writes metadata. No path writes key bytes.
  *

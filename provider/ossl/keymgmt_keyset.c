@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* KEYMGMT for KMSENV-KEYSET: opaque keysets. Secrets never leave: export
  * and import are refused; encoders write only the wrapped form. */
 #include "keys/keyobj.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* String OSSL_PARAMs read by their data_size, never as C strings: a
  * UTF8_STRING need not be NUL-terminated, and a NUL inside would silently
  * cut the text (a context "user=alice\0,doc=7" read as "user=alice"). */

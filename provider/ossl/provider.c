@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Provider entry point: configuration, algorithm tables, reason strings. */
 #include "ossl/provider.h"
 #include "kms/http.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Provider-wide context and the algorithm implementations' entry points. */
 #ifndef KMSENV_OSSL_PROVIDER_H
 #define KMSENV_OSSL_PROVIDER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* STORE for the kmsenv: URI scheme.
  *
  *   kmsenv:PATH[?keyring=SPEC]   the keyset at PATH (PEM or DER)

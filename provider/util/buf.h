@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one growable buffer: bytes (p) or text (data, the same memory), always
  * NUL-terminated. secure != 0 keeps it in OPENSSL_secure_* memory, cleansed
  * whenever it moves and on free (every buffer that can hold a secret). A

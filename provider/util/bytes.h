@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bounded big-endian readers/writers for the envelope formats. */
 #ifndef KMSENV_UTIL_BYTES_H
 #define KMSENV_UTIL_BYTES_H

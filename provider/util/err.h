@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error raising for all layers. Each provider instance registers its core
  * callbacks at init and removes them at teardown; outside a provider (unit
  * tests) errors go to libcrypto's queue under ERR_LIB_USER. Never pass

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Opening files whose names come from hostile input (a keyset names its KEK
  * file; a URI names a keyset): never blocks (a FIFO or device is opened
  * O_NONBLOCK and then refused), requires a regular file, and never truncates

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* KMSENV_DEBUG logging: "file:/path,level:N" or "level:N" (stderr).
  * Level 1 logs errors and keyring calls, level 2 adds operation traces.
  * Only metadata is ever logged: ids, versions, fingerprints, sizes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Secret buffers: always OPENSSL_secure_* memory, always cleansed on free. */
 #ifndef KMSENV_UTIL_SECMEM_H
 #define KMSENV_UTIL_SECMEM_H

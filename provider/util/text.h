@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Text from hostile places (a keyset's KEK spec, a KMS error message, a
  * file name) reaches errors, the debug log and `-text` output: control
  * bytes, DEL and non-ASCII bytes are written as \xNN, so none of it can

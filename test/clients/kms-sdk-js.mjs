@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Drives a KMS endpoint (the loopback emulator, test/kmsemu) with the
 // official AWS SDK for JavaScript v3 (@aws-sdk/client-kms) and checks that
 // the answers are what AWS KMS gives. Prints one JSON line per step:

@@ -1,4 +1,5 @@
 #!/usr/bin/env perl
+# SPDX-License-Identifier: Apache-2.0
 # Loopback credential metadata servers for the tests (plain http,
 # 127.0.0.1): the ECS container credentials endpoint or EC2 IMDSv2.
 # Flags and behaviour: README.md beside this file.

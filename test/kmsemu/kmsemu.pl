@@ -1,4 +1,5 @@
 #!/usr/bin/env perl
+# SPDX-License-Identifier: Apache-2.0
 # Loopback AWS KMS emulator (JSON 1.1 protocol, SigV4-verified), with STS
 # AssumeRoleWithWebIdentity and a test control plane under /_emu/ on the
 # same listener. Flags and behaviour: README.md beside this file.

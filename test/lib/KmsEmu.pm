@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Loopback AWS KMS emulator for the tests: starter, control-plane client, a
 # pure-Perl SigV4 KMS client, the metadata credential servers, test PKI, and
 # the small HTTP/1.1 server both emulator scripts are built on.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Test helpers: run real openssl commands against the built provider.
 package Kmsenv;
 use strict;

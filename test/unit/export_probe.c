@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tries every C export path on a loaded keyset and reports what each did:
  * "refused", "wrapped" (output equals the wrapped keyset) or "LEAK?" (any
  * other output). Used by test/01-keyset.t and test/05-noleak.t. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C unit tests' shared harness: TAP-style "ok N - ..." lines, failures
  * with their line and the OpenSSL error queue, and the closing
  * "N passed, N failed" line that CI reads. Header-only: each test program

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Loads keysets the way applications do (OSSL_STORE) and uses them, so that
  * the KMS tests can count KMS calls against known work:
  *   kms_probe PROVIDER_DIR records URI N   one load, N record round trips

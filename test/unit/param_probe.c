@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Drives the provider through the EVP API with hostile and concurrent use:
  *   param_probe PROVIDER_DIR params KEYSET KEK
  *       string OSSL_PARAMs read by data_size: NUL inside a context, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the AWS credentials chain (provider/kms/credentials.c and
  * the sources it calls: creds_*.c, ini.c, xml.c).
  *

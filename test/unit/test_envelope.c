@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the pure layers (kmsenv_core): encryption context,
  * XAES-256-GCM, records, keysets and the file: keyring. No provider is
  * involved: libctx is NULL, so everything runs on OpenSSL's default provider.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* provider/keys/ without a provider: the registry of loaded keysets (one
  * load shared by threads, reload on request, failures not kept) and the
  * loader's keyring lists, counted by the keyring calls in the debug log. */
