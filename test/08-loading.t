@@ -227,4 +227,20 @@ for my $form ('PEM', 'DER') {
 ($rc, $out, $err) = ossl('pkey', '-in', "$d/k.pem", '-text', '-noout');
 like($out, qr/KMSENV-KEYSET keyset/, '-text still shows the metadata');
 
+# A keyset after leading text and other PEM blocks (a certificate bundle
+# kept with it) loads through both paths; a file with no keyset block says
+# so.
+($rc, $out, $err) = run('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+    'ec_paramgen_curve:P-256', '-nodes', '-keyout', "$d/cert.key", '-subj',
+    '/CN=kmsenv-test', '-out', "$d/cert.pem");
+is($rc, 0, 'a certificate to keep beside the keyset') or diag $err;
+spurt("$d/bundle.pem", "notes about this file\n" . slurp("$d/cert.pem") . slurp("$d/k.pem"));
+for my $in ("$d/bundle.pem", "kmsenv:$d/bundle.pem") {
+    ($rc, $out, $err) = ossl('pkey', '-in', $in, '-text', '-noout');
+    like($out, qr/KMSENV-KEYSET keyset/, "keyset after text and a certificate: $in");
+}
+($rc, $out, $err) = ossl('pkey', '-in', "kmsenv:$d/cert.pem", '-noout');
+like($err, qr/neither a DER keyset nor a "KMSENV KEYSET" PEM block/,
+    'a PEM file with no keyset block says so');
+
 done_testing();

@@ -261,8 +261,17 @@ int kmsenv_loader_read_file(const char *path, unsigned char **der, size_t *len)
         }
     } else {
         BIO *mem = BIO_new_mem_buf(buf, (int)n);
+        long at = 0, blocks = 0;
 
-        r = mem != NULL ? kmsenv_input_read_pem(mem, der, len, path) : -1;
+        /* The keyset may follow other blocks (a certificate, text): read
+         * block by block until ours, the end, or no progress. */
+        r = mem != NULL ? 0 : -1;
+        while (mem != NULL && r == 0 && blocks++ < 1024 && !BIO_eof(mem)) {
+            r = kmsenv_input_read_pem(mem, der, len, path);
+            if (r == 0 && BIO_tell(mem) <= at)
+                break;
+            at = BIO_tell(mem);
+        }
         BIO_free(mem);
         if (r == 0)
             KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
