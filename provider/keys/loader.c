@@ -283,60 +283,58 @@ int kmsenv_loader_read_file(const char *path, unsigned char **der, size_t *len)
     return r == 1;
 }
 
-/* With the KEKs of keyring, each in turn ("*=KEK" redirects every recorded
- * copy to it; the fingerprint check skips copies the KEK did not wrap).
- * Errors of KEKs that failed are dropped once one works. */
+struct try_arg {
+    const KMSENV_KEYS_ENV *env;
+    const unsigned char *der;
+    size_t len;
+    const char *origin;
+    KMSENV_KEYOBJ *k;
+};
+
+/* One KEK of a keyring= list: "*=KEK" redirects every recorded copy to it
+ * (the fingerprint check skips copies it did not wrap). 0 stops the list:
+ * loaded, or the keyset itself is bad and no other KEK will help. */
+static int try_kek(const char *kek, void *arg)
+{
+    struct try_arg *t = arg;
+    size_t l = strlen(kek) + 3;
+    char *redirect = OPENSSL_malloc(l);
+    int reason;
+
+    if (redirect == NULL)
+        return 0;
+    snprintf(redirect, l, "*=%s", kek);
+    t->k = kmsenv_keyobj_load(t->env, t->der, t->len, t->origin, redirect);
+    OPENSSL_free(redirect);
+    reason = ERR_GET_REASON(ERR_peek_last_error());
+    return t->k == NULL && reason != KMSENV_R_BAD_KEYSET &&
+           reason != KMSENV_R_KEYSET_TAMPERED;
+}
+
+/* With the KEKs of keyring, each in turn. Errors of KEKs that failed are
+ * dropped once one works. */
 static KMSENV_KEYOBJ *load_with_keyring(const KMSENV_KEYS_ENV *env,
                                         const unsigned char *der, size_t len,
                                         const char *origin, const char *keyring)
 {
-    char *copy = OPENSSL_strdup(keyring), *tok, *save = NULL, *end;
-    KMSENV_KEYOBJ *k = NULL;
-    size_t tried = 0;
+    struct try_arg t = {env, der, len, origin, NULL};
+    int tried;
 
-    if (copy == NULL)
-        return NULL;
     ERR_set_mark();
-    for (tok = strtok_r(copy, ";", &save); tok != NULL && k == NULL;
-         tok = strtok_r(NULL, ";", &save)) {
-        char *redirect;
-        size_t l;
-        int reason;
-
-        while (isspace((unsigned char)*tok))
-            tok++;
-        end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (*tok == '\0')
-            continue;
-        l = strlen(tok) + 3;
-        if ((redirect = OPENSSL_malloc(l)) == NULL)
-            break;
-        snprintf(redirect, l, "*=%s", tok);
-        tried++;
-        k = kmsenv_keyobj_load(env, der, len, origin, redirect);
-        OPENSSL_free(redirect);
-        reason = ERR_GET_REASON(ERR_peek_last_error());
-        if (k == NULL && (reason == KMSENV_R_BAD_KEYSET ||
-                          reason == KMSENV_R_KEYSET_TAMPERED))
-            break; /* the keyset itself is bad: no other KEK will help */
-    }
-    if (k != NULL) {
+    tried = kmsenv_keyring_each(keyring, try_kek, &t);
+    if (t.k != NULL) {
         ERR_pop_to_mark();
-    } else {
-        ERR_clear_last_mark();
-        if (tried == 0)
-            KMSENV_RAISE(KMSENV_R_BAD_URI, "%s: keyring=%s names no KEK",
-                         origin, keyring);
-        else if (tried > 1)
-            KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
-                         "%s: none of the %zu KEKs of keyring=%s could unwrap "
-                         "it",
-                         origin, tried, keyring);
+        return t.k;
     }
-    OPENSSL_free(copy);
-    return k;
+    ERR_clear_last_mark();
+    if (tried == 0)
+        KMSENV_RAISE(KMSENV_R_BAD_URI, "%s: keyring=%s names no KEK", origin,
+                     keyring);
+    else if (tried > 1)
+        KMSENV_RAISE(KMSENV_R_UNWRAP_FAILED,
+                     "%s: none of the %d KEKs of keyring=%s could unwrap it",
+                     origin, tried, keyring);
+    return NULL;
 }
 
 KMSENV_KEYOBJ *kmsenv_loader_load(const KMSENV_KEYS_ENV *env,

@@ -125,16 +125,15 @@ void kmsenv_keyring_free(KMSENV_KEYRING *kr)
     OPENSSL_free(kr);
 }
 
-/* Splits "a;b;c" (whitespace around items ignored) and calls fn per item. */
-static int for_each_item(const char *list, int (*fn)(const char *, void *),
-                         void *arg)
+int kmsenv_keyring_each(const char *list, int (*fn)(const char *, void *),
+                        void *arg)
 {
     char *copy = OPENSSL_strdup(list), *tok, *save = NULL, *end;
-    int ok = 1, count = 0;
+    int more = 1, count = 0;
 
     if (copy == NULL)
-        return 0;
-    for (tok = strtok_r(copy, ";", &save); tok != NULL && ok;
+        return -1;
+    for (tok = strtok_r(copy, ";", &save); tok != NULL && more;
          tok = strtok_r(NULL, ";", &save)) {
         while (isspace((unsigned char)*tok))
             tok++;
@@ -143,16 +142,17 @@ static int for_each_item(const char *list, int (*fn)(const char *, void *),
             *--end = '\0';
         if (*tok == '\0')
             continue;
-        ok = fn(tok, arg);
+        more = fn(tok, arg);
         count++;
     }
     OPENSSL_free(copy);
-    return ok && count > 0;
+    return count;
 }
 
 struct open_arg {
     const KMSENV_KMS_ENV *env;
     KMSENV_KEYRING *kr;
+    int failed;
 };
 
 static int open_one(const char *spec, void *arg)
@@ -161,6 +161,7 @@ static int open_one(const char *spec, void *arg)
     KMSENV_KEK **nk;
     KMSENV_KEK *k;
 
+    a->failed = 1; /* until this KEK is in */
     if (a->kr->n >= KMSENV_KS_MAX_WRAPS) {
         KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC, "more than %d KEKs in keyring",
                      KMSENV_KS_MAX_WRAPS);
@@ -177,13 +178,14 @@ static int open_one(const char *spec, void *arg)
     }
     a->kr->kek = nk;
     a->kr->kek[a->kr->n++] = k;
+    a->failed = 0;
     return 1;
 }
 
 int kmsenv_keyring_open(const KMSENV_KMS_ENV *env, const char *spec,
                         KMSENV_KEYRING **out)
 {
-    struct open_arg a = {env, NULL};
+    struct open_arg a = {env, NULL, 0};
 
     *out = NULL;
     if (spec == NULL || *spec == '\0') {
@@ -193,7 +195,7 @@ int kmsenv_keyring_open(const KMSENV_KMS_ENV *env, const char *spec,
     a.kr = OPENSSL_zalloc(sizeof(*a.kr));
     if (a.kr == NULL)
         return 0;
-    if (!for_each_item(spec, open_one, &a)) {
+    if (kmsenv_keyring_each(spec, open_one, &a) <= 0 || a.failed) {
         if (a.kr->n == 0)
             KMSENV_RAISE(KMSENV_R_BAD_KEYRING_SPEC,
                          "keyring '%s' names no usable KEK", spec);

@@ -124,6 +124,12 @@ typedef struct {
 void kmsenv_fp_text(const unsigned char *fp, size_t fplen, char *out,
                     size_t outlen);
 
+/* Calls fn for each item of a ';'-separated list (whitespace around items
+ * ignored, empty items skipped) until fn returns 0. Returns the number of
+ * items visited, or -1 when out of memory. */
+int kmsenv_keyring_each(const char *list, int (*fn)(const char *, void *),
+                        void *arg);
+
 int kmsenv_keyring_open(const KMSENV_KMS_ENV *env, const char *spec,
                         KMSENV_KEYRING **out);
 void kmsenv_keyring_free(KMSENV_KEYRING *kr);
