@@ -31,28 +31,15 @@ $east->create_alias('alias/kmsenv-test', $other->{KeyId});
 
 # Everything the provider needs comes from the environment: no profile, no
 # IMDS, both regions' endpoints, the suite's CA.
-my %env = (
-    AWS_ACCESS_KEY_ID         => $creds{akid},
-    AWS_SECRET_ACCESS_KEY     => $creds{secret},
-    AWS_SESSION_TOKEN         => undef,
-    AWS_PROFILE               => undef,
-    AWS_REGION                => 'us-east-1',
-    AWS_CONFIG_FILE           => "$d/none",
-    AWS_SHARED_CREDENTIALS_FILE => "$d/none",
-    AWS_EC2_METADATA_DISABLED => 'true',
-    AWS_CA_BUNDLE             => $pki->{ca},
-    KMSENV_AWS_ENDPOINT       => 'us-east-1=' . $east->url . ';us-west-2=' . $west->url,
-    KMSENV_DEBUG              => "file:$d/debug.log,level:2",
-);
+my %env = KmsEmu::client_env(creds => \%creds, dir => $d, pki => $pki,
+    endpoint => 'us-east-1=' . $east->url . ';us-west-2=' . $west->url,
+    KMSENV_DEBUG => "file:$d/debug.log,level:2");
 
 sub env_with { my %x = @_; return { %env, %x } }
 
 sub reset_all { $_->reset_counters, $_->clear_faults for $east, $west }
 
-sub count {
-    my ($emu, $op, $kind) = @_;
-    return $emu->counters->{ $kind // 'requests' }{$op} // 0;
-}
+sub count { my ($emu, @a) = @_; return $emu->count(@a) }
 
 sub pkeyutl {
     my ($envx, $ks, $mode, $in, $out) = @_;

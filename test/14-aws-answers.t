@@ -24,25 +24,12 @@ my $kb = $east->create_key(description => 'second target of alias/app');
 my ($arn_a, $arn_b) = ($ka->{Arn}, $kb->{Arn});
 $east->create_alias('alias/app', $ka->{KeyId});
 
-my %env = (
-    AWS_ACCESS_KEY_ID           => $creds{akid},
-    AWS_SECRET_ACCESS_KEY       => $creds{secret},
-    AWS_SESSION_TOKEN           => undef,
-    AWS_PROFILE                 => undef,
-    AWS_REGION                  => 'us-east-1',
-    AWS_CONFIG_FILE             => "$d/none",
-    AWS_SHARED_CREDENTIALS_FILE => "$d/none",
-    AWS_EC2_METADATA_DISABLED   => 'true',
-    AWS_CA_BUNDLE               => $pki->{ca},
-    KMSENV_AWS_ENDPOINT         => $east->url,
-    KMSENV_DEBUG                => "file:$d/debug.log,level:2",
-);
+my %env = KmsEmu::client_env(creds => \%creds, dir => $d, pki => $pki,
+    endpoint => $east->url,
+    KMSENV_DEBUG => "file:$d/debug.log,level:2");
 sub env_with { my %x = @_; return { %env, %x } }
 sub reset_all { $east->reset_counters; $east->clear_faults }
-sub count {
-    my ($op, $kind) = @_;
-    return $east->counters->{ $kind // 'requests' }{$op} // 0;
-}
+sub count { return $east->count(@_) }
 sub pkeyutl {
     my ($envx, $ks, $mode, $in, $out) = @_;
     return ossl({ env => $envx }, 'pkeyutl', "-$mode", '-inkey', $ks,

@@ -21,23 +21,10 @@ my $emu = KmsEmu->start(dir => "$d/east", region => 'us-east-1', pki => $pki,
 my $k1 = $emu->create_key(description => 'source');
 my $k2 = $emu->create_key(description => 'target');
 
-my %env = (
-    AWS_ACCESS_KEY_ID         => $creds{akid},
-    AWS_SECRET_ACCESS_KEY     => $creds{secret},
-    AWS_SESSION_TOKEN         => undef,
-    AWS_PROFILE               => undef,
-    AWS_REGION                => 'us-east-1',
-    AWS_CONFIG_FILE           => "$d/none",
-    AWS_SHARED_CREDENTIALS_FILE => "$d/none",
-    AWS_EC2_METADATA_DISABLED => 'true',
-    AWS_CA_BUNDLE             => $pki->{ca},
-    KMSENV_AWS_ENDPOINT       => $emu->url,
-);
+my %env = KmsEmu::client_env(creds => \%creds, dir => $d, pki => $pki,
+    endpoint => $emu->url);
 
-sub count {
-    my ($op, $kind) = @_;
-    return $emu->counters->{ $kind // 'requests' }{$op} // 0;
-}
+sub count { return $emu->count(@_) }
 
 sub reset_all { $emu->reset_counters; $emu->clear_faults }
 

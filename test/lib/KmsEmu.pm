@@ -186,6 +186,33 @@ sub url {
     return ($s->{pki} ? 'https' : 'http') . "://127.0.0.1:$s->{port}";
 }
 sub port    { $_[0]{port} }
+
+# How many requests (or another counter kind) this emulator served for op.
+sub count {
+    my ($self, $op, $kind) = @_;
+    return $self->counters->{ $kind // 'requests' }{$op} // 0;
+}
+
+# The environment of a KMS client that sees only the emulator: these access
+# keys, no profile, no shared files, no IMDS, the suite's CA, and endpoint
+# (a URL or REGION=URL;...). Extra pairs are added last.
+sub client_env {
+    my (%o) = @_;    # creds, dir, pki, endpoint, extra pairs...
+    my ($creds, $dir, $pki, $endpoint) = delete @o{qw(creds dir pki endpoint)};
+    return (
+        AWS_ACCESS_KEY_ID           => $creds->{akid},
+        AWS_SECRET_ACCESS_KEY       => $creds->{secret},
+        AWS_SESSION_TOKEN           => undef,
+        AWS_PROFILE                 => undef,
+        AWS_REGION                  => 'us-east-1',
+        AWS_CONFIG_FILE             => "$dir/none",
+        AWS_SHARED_CREDENTIALS_FILE => "$dir/none",
+        AWS_EC2_METADATA_DISABLED   => 'true',
+        AWS_CA_BUNDLE               => $pki->{ca},
+        KMSENV_AWS_ENDPOINT         => $endpoint,
+        %o,
+    );
+}
 sub region  { $_[0]{region} }
 sub account { $_[0]{account} }
 sub dir     { $_[0]{dir} }
