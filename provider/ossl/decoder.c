@@ -140,6 +140,7 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     int ok, r, wanted;
 
     KMSENV_ENTER(prov);
+    kmsenv_log(2, "  selection 0x%x", (unsigned)selection);
 
     if (in == NULL)
         return 0;
@@ -168,6 +169,7 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     int ok, r;
 
     KMSENV_ENTER(prov);
+    kmsenv_log(2, "  selection 0x%x", (unsigned)selection);
 
     /* Asked only for a public key or parameters: a keyset has neither, and
      * unwrapping (a KMS call) would be wasted. */
@@ -220,6 +222,7 @@ static int der2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     int ok = 1, r, wanted;
 
     KMSENV_ENTER(prov);
+    kmsenv_log(2, "  selection 0x%x", (unsigned)selection);
 
     if ((in = BIO_new_from_core_bio(prov->libctx, cin)) == NULL)
         return 0;
