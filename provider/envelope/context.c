@@ -15,10 +15,8 @@ void kmsenv_ctx_free(KMSENV_CONTEXT *c)
 {
     size_t i;
 
-    for (i = 0; i < c->n; i++) {
-        OPENSSL_free(c->pairs[i].key);
-        OPENSSL_free(c->pairs[i].value);
-    }
+    for (i = 0; i < c->n; i++)
+        OPENSSL_free(c->pairs[i].key); /* the value shares its block */
     OPENSSL_free(c->pairs);
     kmsenv_ctx_init(c);
 }
@@ -35,7 +33,7 @@ static int key_cmp(const char *a, const char *b)
 
 int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value)
 {
-    size_t i, pos = c->n;
+    size_t i, pos = c->n, kl, vl;
     KMSENV_PAIR *np;
     char *nk, *nv;
 
@@ -68,19 +66,20 @@ int kmsenv_ctx_add(KMSENV_CONTEXT *c, const char *key, const char *value)
         c->pairs = np;
         c->cap = cap;
     }
-    nk = OPENSSL_strdup(key);
-    nv = OPENSSL_strdup(value);
-    if (nk == NULL || nv == NULL) {
-        OPENSSL_free(nk);
-        OPENSSL_free(nv);
+    /* one block per pair: "key\0value\0" */
+    kl = strlen(key);
+    vl = strlen(value);
+    if ((nk = OPENSSL_malloc(kl + vl + 2)) == NULL)
         goto oom;
-    }
+    memcpy(nk, key, kl + 1);
+    nv = nk + kl + 1;
+    memcpy(nv, value, vl + 1);
     memmove(&c->pairs[pos + 1], &c->pairs[pos],
             (c->n - pos) * sizeof(c->pairs[0]));
     c->pairs[pos].key = nk;
     c->pairs[pos].value = nv;
     c->n++;
-    c->enclen += 4 + strlen(key) + strlen(value);
+    c->enclen += 4 + kl + vl;
     return 1;
 oom:
     KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "encryption context");

@@ -364,7 +364,7 @@ int kmsenv_keyobj_lease(KMSENV_KEYOBJ *k, int primary, uint32_t version,
      * primary: a lease of the same generation is still right. A lease made
      * for the primary serves records of that version too. */
     if (l->valid && l->generation == gen &&
-        (primary ? l->for_primary : l->rk.version == version))
+        (primary ? l->is_primary : l->rk.version == version))
         return 1;
     if (!CRYPTO_THREAD_read_lock(k->lock))
         return 0;
@@ -390,7 +390,7 @@ int kmsenv_keyobj_lease(KMSENV_KEYOBJ *k, int primary, uint32_t version,
     if (!kmsenv_rec_key_init_with(&l->rk, k->gcm, version, &k->xaes[idx]))
         goto done;
     l->valid = 1;
-    l->for_primary = primary;
+    l->is_primary = version == k->ks.primary;
     l->generation = atomic_load_explicit(&k->generation, memory_order_relaxed);
     ok = 1;
 done:
@@ -411,11 +411,17 @@ static size_t slot_of_thread(void)
     return (size_t)(h >> 60) % KMSENV_LEASE_SLOTS;
 }
 
+/* A thread uses the two slots slot and slot ^ 1: an encrypting and a
+ * decrypting context made and freed together both find theirs. */
 KMSENV_LEASE *kmsenv_keyobj_lease_take(KMSENV_KEYOBJ *k)
 {
-    KMSENV_LEASE *l = atomic_exchange_explicit(
-        &k->parked[slot_of_thread()].lease, NULL, memory_order_acquire);
+    size_t s = slot_of_thread();
+    KMSENV_LEASE *l = atomic_exchange_explicit(&k->parked[s].lease, NULL,
+                                               memory_order_acquire);
 
+    if (l == NULL)
+        l = atomic_exchange_explicit(&k->parked[s ^ 1].lease, NULL,
+                                     memory_order_acquire);
     if (l == NULL && (l = OPENSSL_zalloc(sizeof(*l))) == NULL)
         KMSENV_RAISE(KMSENV_R_OUT_OF_MEMORY, "%s: record working key", k->name);
     return l;
@@ -423,13 +429,24 @@ KMSENV_LEASE *kmsenv_keyobj_lease_take(KMSENV_KEYOBJ *k)
 
 void kmsenv_keyobj_lease_park(KMSENV_KEYOBJ *k, KMSENV_LEASE *l)
 {
+    size_t s = slot_of_thread();
+    KMSENV_LEASE *none = NULL;
+
     if (l != NULL && !l->valid) {
         OPENSSL_free(l);
         return;
     }
-    if (l != NULL)
-        lease_free(atomic_exchange_explicit(&k->parked[slot_of_thread()].lease,
-                                            l, memory_order_acq_rel));
+    if (l == NULL || atomic_compare_exchange_strong_explicit(
+                         &k->parked[s].lease, &none, l, memory_order_acq_rel,
+                         memory_order_relaxed))
+        return;
+    none = NULL;
+    if (atomic_compare_exchange_strong_explicit(&k->parked[s ^ 1].lease, &none,
+                                                l, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        return;
+    lease_free(
+        atomic_exchange_explicit(&k->parked[s].lease, l, memory_order_acq_rel));
 }
 
 const unsigned char *kmsenv_keyobj_id(const KMSENV_KEYOBJ *k)

@@ -21,7 +21,7 @@
 typedef struct {
     KMSENV_REC_KEY rk;
     unsigned int generation;
-    int valid, for_primary;
+    int valid, is_primary; /* is_primary: its version was the primary */
 } KMSENV_LEASE;
 
 /* Leases given back by freed contexts wait here for the next context of the

@@ -69,7 +69,7 @@ static void rc_freectx(void *vctx)
 
 static int reencode(REC_CTX *c)
 {
-    kmsenv_buf_free(&c->ctxenc);
+    kmsenv_buf_reset(&c->ctxenc); /* keeps its memory for the next row */
     return kmsenv_ctx_encode(&c->ectx, &c->ctxenc);
 }
 
@@ -108,7 +108,11 @@ static int init(REC_CTX *c, void *keydata, const OSSL_PARAM params[])
     }
     c->key = k;
     kmsenv_ctx_free(&c->ectx);
-    return reencode(c) && rc_set_ctx_params(c, params);
+    kmsenv_buf_reset(&c->ctxenc);
+    if (!rc_set_ctx_params(c, params))
+        return 0;
+    /* no context given: the empty one (an encoding is never empty) */
+    return c->ctxenc.len > 0 || reencode(c);
 }
 
 static int rc_encrypt_init(void *vctx, void *keydata, const OSSL_PARAM params[])
