@@ -1,7 +1,7 @@
 /* Fuzz target: the AWS shared credentials/config file reader of
  * provider/kms/credentials.c (ini_read_file, ini_line, section_is and the
  * profile callback), on arbitrary file contents: the input is written to a
- * temporary file and read for the profiles "default" and "dev", as a
+ * temporary file (in /dev/shm where possible) and read for the profiles "default" and "dev", as a
  * credentials file and as a config file ([profile NAME]).
  *
  * Invariants checked: no crash or leak; the read succeeds (only an
@@ -29,6 +29,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *t = getenv("TMPDIR");
 
+    /* A file per input: in memory where possible (5x the speed). */
+    if (access("/dev/shm", W_OK) == 0)
+        t = "/dev/shm";
     snprintf(dir, sizeof(dir), "%s/kmsenv-fuzz-XXXXXX",
              t != NULL && *t != '\0' ? t : "/tmp");
     FUZZ_CHECK(mkdtemp(dir) != NULL);
