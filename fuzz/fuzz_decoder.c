@@ -27,7 +27,8 @@
 #define KMSENV_MODULE_DIR "."
 #endif
 
-#define KEK_HEX "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+#define KEK_HEX                                                                \
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
 /* docs/FORMATS.md §3.5 */
 #define KEYSET_HEX                                                             \
     "048201054b4d53454e564b5301f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000000"         \
@@ -95,9 +96,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     static char redirect[400], allowed[320];
     const char *dir = getenv("KMSENV_FUZZ_MODULE_DIR");
-    static const char *const unset[] = {
-        "KMSENV_KEYRING", "KMSENV_KEYSET", "KMSENV_CONTEXT", "KMSENV_DEBUG",
-        "OPENSSL_CONF",   NULL};
+    static const char *const unset[] = {"KMSENV_KEYRING", "KMSENV_KEYSET",
+                                        "KMSENV_CONTEXT", "KMSENV_DEBUG",
+                                        "OPENSSL_CONF",   NULL};
     size_t i;
 
     for (i = 0; unset[i] != NULL; i++)
@@ -176,10 +177,9 @@ static void decode(size_t i, const uint8_t *data, size_t size)
     size_t left = size;
 
     if (dcs[i].dc == NULL) {
-        dcs[i].dc = OSSL_DECODER_CTX_new_for_pkey(&dcs[i].pkey,
-                                                  dcs[i].input_type, NULL,
-                                                  dcs[i].keytype, 0, libctx,
-                                                  NULL);
+        dcs[i].dc =
+            OSSL_DECODER_CTX_new_for_pkey(&dcs[i].pkey, dcs[i].input_type, NULL,
+                                          dcs[i].keytype, 0, libctx, NULL);
         FUZZ_CHECK(dcs[i].dc != NULL);
     }
     if (OSSL_DECODER_from_data(dcs[i].dc, &p, &left)) {

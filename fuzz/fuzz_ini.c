@@ -1,8 +1,9 @@
 /* Fuzz target: the AWS shared credentials/config file reader of
  * provider/kms/credentials.c (ini_read_file, ini_line, section_is and the
  * profile callback), on arbitrary file contents: the input is written to a
- * temporary file (in /dev/shm where possible) and read for the profiles "default" and "dev", as a
- * credentials file and as a config file ([profile NAME]).
+ * temporary file (in /dev/shm where possible) and read for the profiles
+ * "default" and "dev", as a credentials file and as a config file ([profile
+ * NAME]).
  *
  * Invariants checked: no crash or leak; the read succeeds (only an
  * allocation failure may fail it); a value is only ever taken from inside

@@ -93,14 +93,26 @@ static int ref_string(REF *r, unsigned char *out, size_t *olen, int *dec,
         if (++r->p >= r->e)
             return 0;
         switch (*r->p) {
-        case '"': case '\\': case '/':
+        case '"':
+        case '\\':
+        case '/':
             cp = *r->p;
             break;
-        case 'b': cp = 8; break;
-        case 'f': cp = 12; break;
-        case 'n': cp = 10; break;
-        case 'r': cp = 13; break;
-        case 't': cp = 9; break;
+        case 'b':
+            cp = 8;
+            break;
+        case 'f':
+            cp = 12;
+            break;
+        case 'n':
+            cp = 10;
+            break;
+        case 'r':
+            cp = 13;
+            break;
+        case 't':
+            cp = 9;
+            break;
         case 'u':
             if (!ref_hex(r->p + 1, r->e, &cp))
                 return 0;
@@ -217,8 +229,8 @@ static int ref_value(REF *r, int depth)
 
 #define NF 9
 static const char *const names[NF] = {
-    "Plaintext",       "CiphertextBlob", "KeyId", "__type", "message",
-    "Message",         "AccessKeyId",    "Token", "Expiration"};
+    "Plaintext", "CiphertextBlob", "KeyId", "__type",    "message",
+    "Message",   "AccessKeyId",    "Token", "Expiration"};
 
 typedef struct {
     int present;
@@ -266,8 +278,8 @@ static int ref_fields(const unsigned char *doc, size_t len, REFVAL *vals)
                 free(vals[i].val);
                 vals[i].val = malloc(vl + 1);
                 FUZZ_CHECK(vals[i].val != NULL);
-                FUZZ_CHECK(ref_string(&r, vals[i].val, &vals[i].len, &dec,
-                                      &raw));
+                FUZZ_CHECK(
+                    ref_string(&r, vals[i].val, &vals[i].len, &dec, &raw));
                 vals[i].present = 1;
             } else if (!ref_value(&r, 1)) {
                 return 0;
@@ -330,10 +342,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* utf8_put writes what it says, a valid sequence for cp */
     if (size >= 3) {
-        unsigned cp = ((unsigned)data[0] << 16 | data[1] << 8 | data[2]) %
-                      0x110000;
+        unsigned cp =
+            ((unsigned)data[0] << 16 | data[1] << 8 | data[2]) % 0x110000;
         size_t n = kmsenv_utf8_put(u, cp);
-        FUZZ_CHECK(n == (cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4));
+        FUZZ_CHECK(n == (cp < 0x80      ? 1
+                         : cp < 0x800   ? 2
+                         : cp < 0x10000 ? 3
+                                        : 4));
     }
     return 0;
 }

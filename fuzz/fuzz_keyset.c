@@ -16,7 +16,8 @@
 
 #include <openssl/crypto.h>
 
-#define KSK_HEX "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+#define KSK_HEX                                                                \
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
 
 static int is_empty(const KMSENV_KEYSET *ks)
 {

@@ -119,7 +119,8 @@ static void fuzz_open(const uint8_t *data, size_t size)
         free(out);
         return;
     }
-    FUZZ_CHECK(size >= KMSENV_REC_OVERHEAD && version == kmsenv_get_u32(data + 3));
+    FUZZ_CHECK(size >= KMSENV_REC_OVERHEAD &&
+               version == kmsenv_get_u32(data + 3));
     if (version < 1 || version > NKEYS) {
         /* open under a key of another version refuses */
         FUZZ_CHECK(!open_as(&keys[0], 0, data, size, out, &outlen));
