@@ -1,0 +1,112 @@
+#!/usr/bin/env perl
+# Writes the seed corpora in fuzz/corpus/<target>/ (small, committed; rerun
+# after changing a vector). Sources: the test vectors of docs/FORMATS.md
+# (contexts §1.3, record §2.6, keyset §3.5), answers in the form the KMS
+# emulator test/kmsemu/kmsemu.pl produces (KMS JSON, STS XML), and AWS
+# shared credentials/config files.
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use MIME::Base64 qw(encode_base64);
+
+my $dir = dirname(__FILE__) . '/corpus';
+
+sub put {
+    my ($target, $name, $bytes) = @_;
+    make_path("$dir/$target");
+    open my $fh, '>:raw', "$dir/$target/$name" or die "$target/$name: $!";
+    print $fh $bytes;
+    close $fh or die;
+}
+sub h { my $x = shift; $x =~ s/\s+//g; pack 'H*', $x }
+
+# docs/FORMATS.md §2.6 and §3.5
+my $record = h('4b450100000001808182838485868788898a8b8c8d8e8f9091929394959697a2
+18185f6b16500ca221981c195a90113b10894cc418c0cb50b97cc99b77ba5a');
+my $keyset = h('048201054b4d53454e564b5301f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000000
+006553f100010000000200020000000102000000006553f10000000002010000
+00006555428001001466696c653a2f6574632f6b6d73656e762f6b656b10f970
+f15f2534a15411780bc2e4dc8bc9003d01b0b1b2b3b4b5b6b7b8b9babba674a3
+d64dd4743b991362fc9659c790349651f744c9e8d59620faf98b3e5e76c64c8c
+96499c3870072901a9581c2ffda0a1a2a3a4a5a6a7a8a9aaabd78e043ce6ee9a
+2a71664bf585b13ef9ff06e7d4f87a933afac5f481f5df60e77ab65060e47502
+86c07382b572c109e6d27d3555dfcc2427e249a7de4de3ebaf626bf35bf6925f
+40ef0db5705e887f85');
+my $pem = "-----BEGIN KMSENV KEYSET-----\n"
+  . join('', map { "$_\n" } encode_base64($keyset, '') =~ /(.{1,64})/g)
+  . "-----END KMSENV KEYSET-----\n";
+
+remove_tree($dir);
+
+# context: texts; a NUL splits two texts parsed into one context
+put('context', 'vector-1', 'table=cards,row=42');
+put('context', 'vector-2', 'note=a\,b\=c\\\\d,x=');
+put('context', 'vector-order', "\xc3\xa9=4,ab=3,a=2,B=1");
+put('context', 'accumulate', "a=1,b=2\0b=2,c=3");
+put('context', 'conflict', "a=1\0a=2,b=\\=");
+put('context', 'reserved', "kmsenv:keyset=x\0aws:x=1");
+put('context', 'large', 'k=' . ('v' x 4096) . ',l=' . ('w' x 4000));
+
+# record
+put('record', 'vector', $record);
+put('record', 'header-only', substr($record, 0, 47));
+put('record', 'plaintext', '4111111111111111');
+
+# keyset
+put('keyset', 'vector', $keyset);
+put('keyset', 'truncated', substr($keyset, 0, 173));
+(my $long = $keyset) =~ s/^\x04\x82\x01\x05/\x04\x83\x00\x01\x05/;
+put('keyset', 'non-minimal-length', $long);
+
+# decoder: the keyset as DER and PEM, and other things a decoder meets
+put('decoder', 'keyset.der', $keyset);
+put('decoder', 'keyset.pem', $pem);
+(my $other = $pem) =~ s/KMSENV KEYSET/PRIVATE KEY/g;
+put('decoder', 'other-label.pem', $other);
+
+# json: KMS answers as kmsemu.pl writes them (JSON::PP canonical)
+my $arn = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+my $b64 = encode_base64(h('404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f'), '');
+my $blob = encode_base64('E' x 150, '');
+put('json', 'decrypt', qq({"EncryptionAlgorithm":"SYMMETRIC_DEFAULT","KeyId":"$arn","Plaintext":"$b64"}));
+put('json', 'generate-data-key', qq({"CiphertextBlob":"$blob","KeyId":"$arn","Plaintext":"$b64"}));
+put('json', 'error', q({"__type":"AccessDeniedException","message":"User: arn:aws:iam::111122223333:user/kmsemu is not authorized to perform: kms:Decrypt"}));
+put('json', 'ecs-credentials', qq({\n  "AccessKeyId" : "ASIAIOSFODNN7EXAMPLE",\n  "Expiration" : "2030-01-01T00:00:00Z",\n  "RoleArn" : "arn:aws:iam::111122223333:role/r",\n  "SecretAccessKey" : "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",\n  "Token" : "tok\\/en=="\n}\n));
+put('json', 'escapes-nesting', q({"a":[1,-2.5e+3,0.0E-1,true,false,null,{"b":{"c":[]}}],"Message":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t","Plain\u0074ext":"x"}));
+
+# ini: credentials and config files
+put('ini', 'credentials', "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ; comment\n\n# comment\n[dev]\naws_access_key_id=AKIADEV\naws_secret_access_key: s3cr3t\naws_session_token = tok\n");
+put('ini', 'config', "[default]\nregion = eu-west-1\n[profile dev]\nregion=us-east-1\ns3 =\n  max_concurrent_requests = 10\nrole_arn = arn:aws:iam::111122223333:role/r\nsource_profile = default\nweb_identity_token_file = ~/token\n[profile  dev ]\nrole_session_name = s\n");
+
+# xml: STS answers as kmsemu.pl writes them
+put('xml', 'assume-role', <<'XML');
+<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>kmsemu-subject</SubjectFromWebIdentityToken>
+    <Audience>sts.amazonaws.com</Audience>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::111122223333:assumed-role/role/s&amp;1</Arn>
+      <AssumedRoleId>AROAABCDEFGHIJKLMNOPQ:s</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <SessionToken>FQoGZXIvYXdzE&#x41;&#65;<![CDATA[tok]]></SessionToken>
+      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY</SecretAccessKey>
+      <Expiration>2030-01-01T00:00:00.123+01:00</Expiration>
+      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
+    </Credentials>
+    <!-- <Credentials/> -->
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>
+XML
+put('xml', 'error', <<'XML');
+<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error>
+    <Type>Sender</Type>
+    <Code>InvalidIdentityToken</Code>
+    <Message>Token &lt;expired&gt; &quot;x&quot; &apos;y&apos;</Message>
+  </Error>
+  <RequestId>req-2</RequestId>
+</ErrorResponse>
+XML
