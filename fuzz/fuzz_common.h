@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared bits of the libFuzzer targets in fuzz/ (see fuzz/README.md). */
 #ifndef KMSENV_FUZZ_COMMON_H
 #define KMSENV_FUZZ_COMMON_H

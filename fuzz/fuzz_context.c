@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: encryption context text (kmsenv_ctx_parse) and its canonical
  * encoding (kmsenv_ctx_encode), docs/FORMATS.md §1.
  *
@@ -26,12 +27,12 @@ static int key_less(const char *a, const char *b)
 }
 
 /* Checks the structure of c and that enc is its canonical encoding. */
-static void check_encoding(const KMSENV_CONTEXT *c, const KMSENV_WR *w)
+static void check_encoding(const KMSENV_CONTEXT *c, const KMSENV_BUF *w)
 {
     KMSENV_RD r;
     size_t i;
 
-    FUZZ_CHECK(w->ok && w->len <= KMSENV_CTX_MAX_ENCODED);
+    FUZZ_CHECK(!w->failed && w->len <= KMSENV_CTX_MAX_ENCODED);
     FUZZ_CHECK(w->len == 2 + c->enclen);
     kmsenv_rd_init(&r, w->p, w->len);
     FUZZ_CHECK(kmsenv_rd_u16(&r) == c->n);
@@ -74,10 +75,10 @@ static size_t escape(char *o, const char *s, int is_key)
 }
 
 /* Text form of c (FORMATS.md §1.1 writer rules), parsed again. */
-static void check_reparse(const KMSENV_CONTEXT *c, const KMSENV_WR *enc)
+static void check_reparse(const KMSENV_CONTEXT *c, const KMSENV_BUF *enc)
 {
     KMSENV_CONTEXT d;
-    KMSENV_WR w;
+    KMSENV_BUF w;
     char *text = malloc(2 * (c->enclen + c->n) + 1);
     size_t i, n = 0;
 
@@ -90,11 +91,11 @@ static void check_reparse(const KMSENV_CONTEXT *c, const KMSENV_WR *enc)
         n += escape(text + n, c->pairs[i].value, 0);
     }
     kmsenv_ctx_init(&d);
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     FUZZ_CHECK(kmsenv_ctx_parse(&d, text, n));
     FUZZ_CHECK(kmsenv_ctx_encode(&d, &w));
     FUZZ_CHECK(w.len == enc->len && memcmp(w.p, enc->p, w.len) == 0);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
     kmsenv_ctx_free(&d);
     free(text);
 }
@@ -102,13 +103,13 @@ static void check_reparse(const KMSENV_CONTEXT *c, const KMSENV_WR *enc)
 /* Parses text into c; returns the result after checking the invariants. */
 static int parse_checked(KMSENV_CONTEXT *c, const char *text, size_t len)
 {
-    KMSENV_WR before, after;
+    KMSENV_BUF before, after;
     size_t nbefore = c->n, enclen = c->enclen, i;
     int ok, had_nul = len > 0 && memchr(text, '\0', len) != NULL;
     char desc[40];
 
-    kmsenv_wr_init(&before);
-    kmsenv_wr_init(&after);
+    kmsenv_buf_init(&before, 0);
+    kmsenv_buf_init(&after, 0);
     FUZZ_CHECK(kmsenv_ctx_encode(c, &before));
     ERR_clear_error();
     ok = kmsenv_ctx_parse(c, text, len);
@@ -149,8 +150,8 @@ static int parse_checked(KMSENV_CONTEXT *c, const char *text, size_t len)
     }
     kmsenv_ctx_describe(c, desc, sizeof(desc));
     FUZZ_CHECK(strlen(desc) < sizeof(desc));
-    kmsenv_wr_free(&before);
-    kmsenv_wr_free(&after);
+    kmsenv_buf_free(&before);
+    kmsenv_buf_free(&after);
     ERR_clear_error();
     return ok;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the provider's DECODERs, loaded in-process: kmsenv.so from
  * the build (KMSENV_MODULE_DIR, or $KMSENV_FUZZ_MODULE_DIR) in its own
  * library context with the default provider. Each input goes through

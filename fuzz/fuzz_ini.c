@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the AWS shared credentials/config file reader of
  * provider/kms/credentials.c (ini_read_file, ini_line, section_is and the
  * profile callback), on arbitrary file contents: the input is written to a
@@ -60,6 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     size_t w, c;
     char why[200];
+    int r;
 
     FUZZ_CHECK(fd >= 0);
     FUZZ_CHECK(size == 0 || write(fd, data, size) == (ssize_t)size);
@@ -76,7 +78,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             st.prop_indent = -1;
             st.cb = profile_cb;
             st.arg = &p;
-            FUZZ_CHECK(ini_read_file(path, &st, why, sizeof(why)) == 1);
+            r = ini_read_file(path, &st, why, sizeof(why));
+            /* read (1), or a malformed file refused with an error (-1) */
+            FUZZ_CHECK(r == 1 || (r == -1 && ERR_peek_error() != 0));
+            if (r != 1) {
+                profile_free(&p);
+                ERR_clear_error();
+                continue;
+            }
             if (!st.found)
                 FUZZ_CHECK(p.akid == NULL && !p.has_secret && !p.has_token &&
                            p.region == NULL && p.role_arn == NULL &&

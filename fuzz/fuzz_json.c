@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the strict JSON reader for AWS answers (provider/kms/json.h),
  * kmsenv_json_fields on arbitrary bytes with the members kmsenv asks for
  * (KMS answers, KMS errors, ECS credentials).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: keysets (docs/FORMATS.md §3): kmsenv_keyset_decode on
  * arbitrary bytes and, when it succeeds, kmsenv_keyset_unseal with the
  * fixed KSK of the §3.5 vector.
@@ -69,14 +70,14 @@ static void check_reencode(const KMSENV_KEYSET *ks, const unsigned char *nonce,
                            const uint8_t *der, size_t size)
 {
     KMSENV_KEYSET back;
-    KMSENV_WR w;
+    KMSENV_BUF w;
 
-    kmsenv_wr_init(&w);
+    kmsenv_buf_init(&w, 0);
     FUZZ_CHECK(kmsenv_keyset_encode(ks, NULL, nonce, &w));
     FUZZ_CHECK(w.len == size && memcmp(w.p, der, size) == 0);
     /* and with a fresh nonce it decodes and unseals to the same keys */
-    kmsenv_wr_free(&w);
-    kmsenv_wr_init(&w);
+    kmsenv_buf_free(&w);
+    kmsenv_buf_init(&w, 0);
     FUZZ_CHECK(kmsenv_keyset_encode(ks, NULL, NULL, &w));
     FUZZ_CHECK(kmsenv_keyset_decode(&back, w.p, w.len, "re-encoded"));
     set_ksk(&back);
@@ -86,7 +87,7 @@ static void check_reencode(const KMSENV_KEYSET *ks, const unsigned char *nonce,
     FUZZ_CHECK(back.keys.len == ks->keys.len &&
                CRYPTO_memcmp(back.keys.data, ks->keys.data, ks->keys.len) == 0);
     kmsenv_keyset_free(&back);
-    kmsenv_wr_free(&w);
+    kmsenv_buf_free(&w);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

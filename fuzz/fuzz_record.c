@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: records (docs/FORMATS.md §2): kmsenv_record_peek and
  * kmsenv_record_open on arbitrary bytes, with the fixed keys of the
  * FORMATS.md vectors (versions 1 and 2 of the §3.5 keyset).
@@ -25,7 +26,7 @@ static KMSENV_REC_KEY keys[NKEYS];
 /* (keyset id, context) pairs a record may be bound to. */
 static struct {
     unsigned char id[KMSENV_KEYSET_ID_LEN];
-    KMSENV_WR ctx;
+    KMSENV_BUF ctx;
 } bind[NBIND];
 
 static void init_bindings(void)
@@ -46,7 +47,7 @@ static void init_bindings(void)
                           : "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
                    bind[i].id, KMSENV_KEYSET_ID_LEN);
         kmsenv_ctx_init(&c);
-        kmsenv_wr_init(&bind[i].ctx);
+        kmsenv_buf_init(&bind[i].ctx, 0);
         FUZZ_CHECK(kmsenv_ctx_parse(&c, t, strlen(t)));
         FUZZ_CHECK(kmsenv_ctx_encode(&c, &bind[i].ctx));
         kmsenv_ctx_free(&c);

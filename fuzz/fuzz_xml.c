@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the XML scanners of provider/kms/credentials.c (xml_elem,
  * xml_text, xml_value), through sts_parse (an STS
  * AssumeRoleWithWebIdentity answer, with parse_iso8601 and creds_fill) and

@@ -1,4 +1,5 @@
 #!/usr/bin/env perl
+# SPDX-License-Identifier: Apache-2.0
 # Writes the seed corpora in fuzz/corpus/<target>/ (small, committed; rerun
 # after changing a vector). Sources: the test vectors of docs/FORMATS.md
 # (contexts §1.3, record §2.6, keyset §3.5), answers in the form the KMS

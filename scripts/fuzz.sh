@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs the libFuzzer targets of fuzz/ (see fuzz/README.md).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The whole suite: a normal build, then the same suite under ASan+UBSan,
-# then the thread tests (ctest -L threads) under ThreadSanitizer, then the
-# suite again against OpenSSL 3.5 (scripts/openssl35.sh: Debian trixie's
-# source, built once into a cached prefix).
+# then the thread tests (ctest -L threads) under ThreadSanitizer, then every
+# libFuzzer target for a short fixed time (scripts/fuzz.sh; run it longer by
+# hand), then the suite again against OpenSSL 3.5 (scripts/openssl35.sh:
+# Debian trixie's source, built once into a cached prefix).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -21,6 +22,7 @@ cmake --build build-asan -j"$jobs"
 cmake -S . -B build-tsan -DKMSENV_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-tsan -j"$jobs"
 (cd build-tsan && ctest -L threads --output-on-failure)
+scripts/fuzz.sh "${KMSENV_FUZZ_SECONDS:-20}"
 
 ossl35=$(scripts/openssl35.sh)
 # A build dir configured for another prefix (an older cached 3.5) starts over.
