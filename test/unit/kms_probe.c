@@ -26,22 +26,7 @@
 #include <openssl/provider.h>
 #include <openssl/store.h>
 
-static EVP_PKEY *load(const char *uri)
-{
-    OSSL_STORE_CTX *s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pk = NULL;
-
-    while (s != NULL && pk == NULL && !OSSL_STORE_eof(s)) {
-        OSSL_STORE_INFO *i = OSSL_STORE_load(s);
-        if (i != NULL && OSSL_STORE_INFO_get_type(i) == OSSL_STORE_INFO_PKEY)
-            pk = OSSL_STORE_INFO_get1_PKEY(i);
-        OSSL_STORE_INFO_free(i);
-        if (i == NULL)
-            break;
-    }
-    OSSL_STORE_close(s);
-    return pk;
-}
+#include "probe.h"
 
 static int crypt1(EVP_PKEY *pk, int enc, const unsigned char *in, size_t inl,
                   unsigned char *out, size_t *outl)
@@ -76,7 +61,7 @@ static const char *g_uri;
 
 static void *thread_main(void *arg)
 {
-    EVP_PKEY *pk = load(g_uri);
+    EVP_PKEY *pk = probe_load(g_uri);
     long ok = pk != NULL && round_trip(pk, (int)(long)arg);
 
     if (!ok)
@@ -136,18 +121,18 @@ int main(int argc, char **argv)
         p[1] =
             OSSL_PARAM_construct_int("kmsenv-rewrap-allow-local-wrap", &allow);
         p[2] = OSSL_PARAM_construct_end();
-        ok = (pk = load(g_uri)) != NULL && EVP_PKEY_set_params(pk, p) > 0;
+        ok = (pk = probe_load(g_uri)) != NULL && EVP_PKEY_set_params(pk, p) > 0;
         if (ok)
             printf("ok rewrap\n");
     } else if (strcmp(argv[2], "records") == 0) {
-        ok = (pk = load(g_uri)) != NULL;
+        ok = (pk = probe_load(g_uri)) != NULL;
         for (i = 0; ok && i < n; i++)
             ok = round_trip(pk, i);
         if (ok)
             printf("ok %d records\n", n);
     } else if (strcmp(argv[2], "loads") == 0) {
         for (i = 0; ok && i < n; i++) {
-            EVP_PKEY *one = load(g_uri);
+            EVP_PKEY *one = probe_load(g_uri);
             ok = one != NULL && round_trip(one, i);
             EVP_PKEY_free(one);
         }
@@ -170,7 +155,7 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[2], "fork") == 0) {
         pid_t pid;
         int st = 0;
-        ok = (pk = load(g_uri)) != NULL && round_trip(pk, 0);
+        ok = (pk = probe_load(g_uri)) != NULL && round_trip(pk, 0);
         if (ok) {
             fflush(NULL);
             if ((pid = fork()) < 0)
@@ -179,7 +164,8 @@ int main(int argc, char **argv)
                 /* the parent's unwrapped key works without KMS; a new load
                  * builds its own HTTP handle and credentials */
                 EVP_PKEY *again;
-                int cok = round_trip(pk, 1) && (again = load(g_uri)) != NULL &&
+                int cok = round_trip(pk, 1) &&
+                          (again = probe_load(g_uri)) != NULL &&
                           round_trip(again, 2);
                 if (!cok)
                     ERR_print_errors_fp(stderr);

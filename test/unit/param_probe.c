@@ -19,6 +19,8 @@
 #include <openssl/provider.h>
 #include <openssl/store.h>
 
+#include "probe.h"
+
 static int failures;
 
 static void check(int ok, const char *what)
@@ -45,21 +47,6 @@ static int errors_mention(const char *text)
             found = 1;
     }
     return found;
-}
-
-static EVP_PKEY *load(const char *uri)
-{
-    OSSL_STORE_CTX *s = OSSL_STORE_open(uri, NULL, NULL, NULL, NULL);
-    EVP_PKEY *pk = NULL;
-
-    while (s != NULL && pk == NULL && !OSSL_STORE_eof(s)) {
-        OSSL_STORE_INFO *i = OSSL_STORE_load(s);
-        if (i != NULL && OSSL_STORE_INFO_get_type(i) == OSSL_STORE_INFO_PKEY)
-            pk = OSSL_STORE_INFO_get1_PKEY(i);
-        OSSL_STORE_INFO_free(i);
-    }
-    OSSL_STORE_close(s);
-    return pk;
 }
 
 /* A context param of exactly len bytes (no terminator unless counted). */
@@ -128,7 +115,7 @@ static int params_mode(const char *keyset, const char *kek)
     unsigned char rec[256], pt[256];
     size_t rlen = sizeof(rec), plen = sizeof(pt);
     char spec[1024], genspec[1024];
-    EVP_PKEY *pk = load(keyset), *gen = NULL;
+    EVP_PKEY *pk = probe_load(keyset), *gen = NULL;
     EVP_PKEY_CTX *g;
     OSSL_PARAM p[2];
     size_t n;
@@ -233,7 +220,7 @@ static void *rotator(void *arg)
 static int race_mode(const char *keyset, int nthreads, int rounds)
 {
     pthread_t t[33];
-    struct race r = {load(keyset), rounds, 1};
+    struct race r = {probe_load(keyset), rounds, 1};
     int i;
 
     check(r.pk != NULL, "keyset loads");
