@@ -34,6 +34,9 @@ probe_ok('string params honour data_size', 'params', "$d/ks.pem", "$d/kek");
 probe_ok('records, params and rotation from 4 threads', 'race', "$d/ks.pem",
     4, 300);
 
+# Nonces are drawn in batches; a batch never crosses fork().
+probe_ok('parent and child never share a nonce after fork', 'fork', "$d/ks.pem");
+
 # Errors go to the provider instance that raised them: with two instances
 # loaded, unloading either leaves the other's errors intact.
 probe_ok('errors follow their provider instance', 'instances');

@@ -4,6 +4,7 @@
 #include "util/err.h"
 
 #include <string.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -113,6 +114,29 @@ static int update(EVP_CIPHER_CTX *c, unsigned char *out,
     return 1;
 }
 
+/* The next random nonce from k's pool, refilled from the DRBG (each nonce
+ * is used once: taken from the end, then wiped from the pool). */
+static int next_nonce(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
+                      unsigned char out[KMSENV_XAES_NONCE_LEN])
+{
+    long pid = (long)getpid();
+    unsigned char *n;
+
+    if (k->pool_left == 0 || k->pool_pid != pid) {
+        if (RAND_bytes_ex(libctx, k->pool, sizeof(k->pool), 0) <= 0) {
+            k->pool_left = 0;
+            KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "random nonce generation");
+            return 0;
+        }
+        k->pool_left = KMSENV_REC_NONCE_POOL;
+        k->pool_pid = pid;
+    }
+    n = k->pool + --k->pool_left * KMSENV_XAES_NONCE_LEN;
+    memcpy(out, n, KMSENV_XAES_NONCE_LEN);
+    memset(n, 0, KMSENV_XAES_NONCE_LEN);
+    return 1;
+}
+
 int kmsenv_record_seal(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
                        const unsigned char keyset_id[16],
                        const unsigned char *ctxenc, size_t ctxenclen,
@@ -133,10 +157,8 @@ int kmsenv_record_seal(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,
     kmsenv_put_u32(hdr + 3, k->version);
     if (nonce != NULL)
         memcpy(hdr + 7, nonce, KMSENV_XAES_NONCE_LEN);
-    else if (RAND_bytes_ex(libctx, hdr + 7, KMSENV_XAES_NONCE_LEN, 0) <= 0) {
-        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "random nonce generation");
+    else if (!next_nonce(k, libctx, hdr + 7))
         return 0;
-    }
     if (!start(k, 1, hdr, keyset_id, ctxenc, ctxenclen) ||
         !update(k->gctx, out + KMSENV_REC_HDR_LEN, in, inlen) ||
         !EVP_EncryptFinal_ex(k->gctx, out + KMSENV_REC_HDR_LEN + inlen,

@@ -20,11 +20,19 @@
 #define KMSENV_KEYSET_ID_LEN 16
 
 /* Per-thread working state for one version key. */
+/* Random nonces are drawn from the DRBG this many at a time: one RAND call
+ * costs about as much as a whole small record. A pool is never used across
+ * fork() (its process id is checked), so no two processes share nonces. */
+#define KMSENV_REC_NONCE_POOL 16
+
 typedef struct {
     uint32_t version;
     KMSENV_XAES xaes;
     EVP_CIPHER *gcm;
     EVP_CIPHER_CTX *gctx;
+    unsigned char pool[KMSENV_REC_NONCE_POOL * KMSENV_XAES_NONCE_LEN];
+    size_t pool_left; /* unused nonces at the end of pool */
+    long pool_pid;    /* the process that drew them */
 } KMSENV_REC_KEY;
 
 int kmsenv_rec_key_init(KMSENV_REC_KEY *k, OSSL_LIB_CTX *libctx,

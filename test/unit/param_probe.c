@@ -9,6 +9,8 @@
  *       one thread rotates the same key (run under TSan by the suite).
  * Prints "ok ..." / "not ok ..." lines and exits 0 only if all are ok. */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,6 +307,52 @@ static int instances_mode(const char *dir)
     return failures != 0;
 }
 
+/* After fork(), parent and child sealing with the same (inherited) context
+ * never use the same nonce: the nonce pool is per process. */
+static int fork_mode(const char *keyset)
+{
+    EVP_PKEY *pk = probe_load(keyset);
+    EVP_PKEY_CTX *c =
+        pk != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL) : NULL;
+    unsigned char rec[128], kid[128];
+    size_t rlen = sizeof(rec);
+    int fd[2], round, same = 0, ok = 1;
+
+    check(c != NULL && EVP_PKEY_encrypt_init(c) > 0, "context ready");
+    for (round = 0; round < 20 && ok; round++) {
+        pid_t pid;
+        ssize_t got;
+
+        rlen = sizeof(rec);
+        /* draws a pool in the parent before the fork */
+        ok = EVP_PKEY_encrypt(c, rec, &rlen, (const unsigned char *)"x", 1) > 0;
+        if (!ok || pipe(fd) != 0)
+            break;
+        if ((pid = fork()) == 0) {
+            size_t l = sizeof(rec);
+            int w = EVP_PKEY_encrypt(c, rec, &l, (const unsigned char *)"x",
+                                     1) > 0 &&
+                    write(fd[1], rec, l) == (ssize_t)l;
+            _exit(w ? 0 : 1);
+        }
+        rlen = sizeof(rec);
+        ok = EVP_PKEY_encrypt(c, rec, &rlen, (const unsigned char *)"x", 1) > 0;
+        close(fd[1]);
+        got = read(fd[0], kid, sizeof(kid));
+        close(fd[0]);
+        waitpid(pid, NULL, 0);
+        ok = ok && got == (ssize_t)rlen;
+        /* header: "KE" 01 version(4) nonce(24) */
+        if (ok && memcmp(rec + 7, kid + 7, 24) == 0)
+            same++;
+    }
+    check(ok, "parent and child seal records after fork");
+    check(same == 0, "no nonce is used by both parent and child");
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(pk);
+    return failures != 0;
+}
+
 int main(int argc, char **argv)
 {
     OSSL_PROVIDER *def, *kms;
@@ -323,6 +371,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[2], "params") == 0 && argc == 5)
         rc = params_mode(argv[3], argv[4]);
+    else if (strcmp(argv[2], "fork") == 0 && argc == 4)
+        rc = fork_mode(argv[3]);
     else if (strcmp(argv[2], "race") == 0 && argc == 6)
         rc = race_mode(argv[3], atoi(argv[4]), atoi(argv[5]));
     OSSL_PROVIDER_unload(kms);

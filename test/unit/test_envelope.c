@@ -1201,6 +1201,36 @@ end:
     free(v);
 }
 
+/* Nonces come from a per-key pool of KMSENV_REC_NONCE_POOL: across several
+ * refills, every record still gets a nonce of its own. */
+static void test_record_nonce_pool(void)
+{
+    enum { N = 3 * KMSENV_REC_NONCE_POOL + 5 };
+    static unsigned char nonces[N][KMSENV_XAES_NONCE_LEN];
+    unsigned char key[32], rec[KMSENV_REC_OVERHEAD + 1];
+    KMSENV_REC_KEY rk;
+    size_t i, j, l;
+    int ok = 1, distinct = 1;
+
+    RAND_bytes(key, sizeof(key));
+    if (!CHECK(rec_key(&rk, key, 1), "record pool: key"))
+        return;
+    for (i = 0; i < N && ok; i++) {
+        ok = kmsenv_record_seal(&rk, NULL, V_KSID, NULL, 0, NULL,
+                                (const unsigned char *)"x", 1, rec, &l);
+        memcpy(nonces[i], rec + 7, KMSENV_XAES_NONCE_LEN);
+    }
+    for (i = 0; i < N; i++)
+        for (j = i + 1; j < N; j++)
+            if (memcmp(nonces[i], nonces[j], KMSENV_XAES_NONCE_LEN) == 0)
+                distinct = 0;
+    CHECK(ok && distinct,
+          "record pool: %d records across pool refills, all "
+          "nonces distinct",
+          N);
+    kmsenv_rec_key_cleanup(&rk);
+}
+
 static void test_record_roundtrips(void)
 {
     static const size_t sizes[] = {0, 1, 4096, 1u << 20};
@@ -2417,6 +2447,7 @@ int main(int argc, char **argv)
     test_record_vector();
     test_record_context_sizes();
     test_record_roundtrips();
+    test_record_nonce_pool();
     test_record_tamper();
 
     atexit(tmp_cleanup); /* also on exit(2) from a helper */
