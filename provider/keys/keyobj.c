@@ -454,6 +454,39 @@ const unsigned char *kmsenv_keyobj_id(const KMSENV_KEYOBJ *k)
     return k->ks.id;
 }
 
+int kmsenv_keyobj_with_dek(KMSENV_KEYOBJ *k, int primary, uint32_t *version,
+                           int (*fn)(void *arg, uint32_t version,
+                                     const unsigned char *dek),
+                           void *arg)
+{
+    int idx, ok = 0;
+
+    if (!CRYPTO_THREAD_read_lock(k->lock))
+        return 0;
+    if (primary)
+        *version = k->ks.primary;
+    idx = kmsenv_keyset_find(&k->ks, *version);
+    if (idx < 0) {
+        KMSENV_RAISE(KMSENV_R_UNKNOWN_VERSION,
+                     "%s: stream is under version %u, which this keyset does "
+                     "not have (versions 1..%u): another keyset?",
+                     k->name, *version,
+                     k->ks.nver ? k->ks.ver[k->ks.nver - 1].id : 0);
+        goto done;
+    }
+    if (k->ks.ver[idx].state == KMSENV_STATE_DISABLED) {
+        KMSENV_RAISE(KMSENV_R_VERSION_DISABLED,
+                     "%s: version %u is disabled (kmsenv enable --version %u "
+                     "re-enables it)",
+                     k->name, *version, *version);
+        goto done;
+    }
+    ok = fn(arg, *version, kmsenv_keyset_key(&k->ks, idx));
+done:
+    CRYPTO_THREAD_unlock(k->lock);
+    return ok;
+}
+
 int kmsenv_keyobj_versions(KMSENV_KEYOBJ *k, uint32_t *primary, size_t *n)
 {
     if (!CRYPTO_THREAD_read_lock(k->lock))

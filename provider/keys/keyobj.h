@@ -103,6 +103,15 @@ void kmsenv_lease_release(KMSENV_LEASE *l);
 KMSENV_LEASE *kmsenv_keyobj_lease_take(KMSENV_KEYOBJ *k);
 void kmsenv_keyobj_lease_park(KMSENV_KEYOBJ *k, KMSENV_LEASE *l);
 
+/* Calls fn with the 32-byte data key of version (primary set: of the
+ * primary version, whose id is stored in *version), under the read lock: the
+ * key stays in the keyset's secure memory and fn must not keep it. Raises
+ * UNKNOWN_VERSION or VERSION_DISABLED naming the keyset. */
+int kmsenv_keyobj_with_dek(KMSENV_KEYOBJ *k, int primary, uint32_t *version,
+                           int (*fn)(void *arg, uint32_t version,
+                                     const unsigned char *dek),
+                           void *arg);
+
 /* The keyset id (immutable) and, read under the lock, the primary version
  * and the number of versions. */
 const unsigned char *kmsenv_keyobj_id(const KMSENV_KEYOBJ *k);

@@ -62,6 +62,11 @@ static const OSSL_ALGORITHM encoders[] = {
      kmsenv_keyset2pub_encoder_functions, "kmsenv keyset: no public key"},
     {NULL, NULL, NULL, NULL}};
 
+static const OSSL_ALGORITHM ciphers[] = {
+    {"KMSENV-AES-256-GCM", PROPS, kmsenv_stream_cipher_functions,
+     "kmsenv stream (openssl enc): segmented AES-256-GCM under a keyset"},
+    {NULL, NULL, NULL, NULL}};
+
 static const OSSL_ALGORITHM stores[] = {
     {"kmsenv", PROPS, kmsenv_store_functions, "kmsenv: keysets and keys"},
     {NULL, NULL, NULL, NULL}};
@@ -80,6 +85,8 @@ static const OSSL_ALGORITHM *kmsenv_query(void *provctx, int id, int *no_cache)
         return encoders;
     case OSSL_OP_STORE:
         return stores;
+    case OSSL_OP_CIPHER:
+        return ciphers;
     }
     return NULL;
 }
@@ -124,6 +131,7 @@ static void prov_free(KMSENV_PROV *prov)
 {
     if (prov == NULL)
         return;
+    kmsenv_registry_free(prov->registry);
     kmsenv_err_clear_core(prov->handle);
     OSSL_LIB_CTX_free(prov->libctx);
     OPENSSL_free(prov->keyring);
@@ -309,6 +317,8 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     prov->keys.libctx = prov->libctx;
     prov->keys.kms = &prov->kms;
     prov->keys.redirect = prov->redirect;
+    if ((prov->registry = kmsenv_registry_new()) == NULL)
+        goto err;
     kmsenv_log(2, "provider init: keyring=%s keyset=%s context=%s",
                prov->keyring ? prov->keyring : "-",
                prov->keyset ? prov->keyset : "-",

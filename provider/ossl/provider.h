@@ -7,6 +7,7 @@
 #include <openssl/core_dispatch.h>
 #include <openssl/types.h>
 #include "keys/keyobj.h"
+#include "keys/registry.h"
 #include "kms/keyring.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -14,17 +15,18 @@
 /* Settings: openssl.cnf provider section, then the environment wins. */
 typedef struct {
     const OSSL_CORE_HANDLE *handle;
-    OSSL_LIB_CTX *libctx; /* child of the application's library context */
-    char *keyring;        /* keyring / KMSENV_KEYRING */
-    char *keyset;         /* keyset / KMSENV_KEYSET */
-    char *context;        /* context / KMSENV_CONTEXT */
-    char *redirect;       /* redirect / KMSENV_REDIRECT */
-    char *allowed_keks;   /* allowed_keks / KMSENV_ALLOWED_KEKS */
-    char *debug;          /* debug / KMSENV_DEBUG */
-    int http_ref;         /* holds a kmsenv_http_global_ref */
-    KMSENV_KMS_ENV kms;   /* what keyrings see: libctx, each keyring's
-                             config object (its own settings), the policy */
-    KMSENV_KEYS_ENV keys; /* what key objects see: libctx, kms, redirect */
+    OSSL_LIB_CTX *libctx;      /* child of the application's library context */
+    char *keyring;             /* keyring / KMSENV_KEYRING */
+    char *keyset;              /* keyset / KMSENV_KEYSET */
+    char *context;             /* context / KMSENV_CONTEXT */
+    char *redirect;            /* redirect / KMSENV_REDIRECT */
+    char *allowed_keks;        /* allowed_keks / KMSENV_ALLOWED_KEKS */
+    char *debug;               /* debug / KMSENV_DEBUG */
+    int http_ref;              /* holds a kmsenv_http_global_ref */
+    KMSENV_KMS_ENV kms;        /* what keyrings see: libctx, each keyring's
+                                  config object (its own settings), the policy */
+    KMSENV_KEYS_ENV keys;      /* what key objects see: libctx, kms, redirect */
+    KMSENV_REGISTRY *registry; /* keysets loaded once (openssl enc) */
 } KMSENV_PROV;
 
 /* At every dispatch entry: errors this thread raises go to this provider
@@ -48,5 +50,6 @@ extern const OSSL_DISPATCH kmsenv_keyset2der_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2text_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2pub_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_store_functions[];
+extern const OSSL_DISPATCH kmsenv_stream_cipher_functions[];
 
 #endif

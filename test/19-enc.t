@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: Apache-2.0
+# openssl enc -kmsenv-aes-256-gcm -K '' (issue 9): the real CLI, sizes around
+# the 4 KiB frames and 10 MiB, base64, a tar pipe, openssl.cnf-only use, the
+# failure matrix (wrong context / keyset, truncation, tampering: non-zero
+# exit), rotation, one keyring call per process, and the C EVP probe.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Kmsenv;
+
+my $d = tmpdir();
+make_kek("$d/kek");
+my ($rc, $out, $err) = ossl('genpkey', '-algorithm', 'KMSENV-KEYSET',
+    '-pkeyopt', "keyring:file:$d/kek", '-out', "$d/ks.pem");
+is($rc, 0, 'keyset generated') or diag $err;
+($rc, $out, $err) = ossl('genpkey', '-algorithm', 'KMSENV-KEYSET',
+    '-pkeyopt', "keyring:file:$d/kek", '-out', "$d/other.pem");
+is($rc, 0, 'second keyset generated') or diag $err;
+
+my %ENVK = (KMSENV_KEYSET => "$d/ks.pem", KMSENV_CONTEXT => 'app=test,db=7');
+
+sub enc {
+    my ($in, $outf, %o) = @_;
+    my @a = ('-kmsenv-aes-256-gcm', '-K', '', ($o{d} ? '-d' : ()),
+        ($o{a} ? '-a' : ()), '-in', $in, '-out', $outf);
+    return ossl({ env => { %ENVK, %{ $o{env} // {} } } }, 'enc', @a);
+}
+
+sub random_file {
+    my ($p, $n) = @_;
+    open(my $r, '<:raw', '/dev/urandom') or die;
+    my $b = '';
+    read($r, $b, $n) == $n or die if $n;
+    spurt($p, $b);
+    return $b;
+}
+
+my $seg = 4096;
+for my $n (0, 1, $seg - 1, $seg, $seg + 1, 10 * 1024 * 1024) {
+    my $pt = random_file("$d/p$n", $n);
+    ($rc, $out, $err) = enc("$d/p$n", "$d/c$n");
+    is($rc, 0, "enc $n bytes") or diag $err;
+    is($err, '', "enc $n bytes: no prompt, no warning");
+    ($rc, $out, $err) = enc("$d/c$n", "$d/b$n", d => 1);
+    is($rc, 0, "enc -d $n bytes") or diag $err;
+    ok(slurp("$d/b$n") eq $pt, "$n bytes round-trip");
+}
+my $big = 10 * 1024 * 1024;
+my $csize = -s "$d/c$big";
+ok($csize < $big + $big / 4096 * 20 + 64, "10 MiB overhead: $csize bytes");
+
+# base64 both ways
+($rc, $out, $err) = enc("$d/p4097", "$d/a.b64", a => 1);
+is($rc, 0, 'enc -a') or diag $err;
+like(slurp("$d/a.b64"), qr/^[A-Za-z0-9+\/=\n]+$/, 'base64 output');
+($rc, $out, $err) = enc("$d/a.b64", "$d/a.out", d => 1, a => 1);
+is($rc, 0, 'enc -d -a') or diag $err;
+ok(slurp("$d/a.out") eq slurp("$d/p4097"), 'base64 round trip');
+
+# tar c | enc | enc -d | tar x
+mkdir "$d/tree"; mkdir "$d/tree/sub"; mkdir "$d/untar";
+random_file("$d/tree/a", 70000);
+random_file("$d/tree/sub/b", 3);
+spurt("$d/tree/sub/c", "hello\n");
+my $p = join(' ', map { "'$_'" } prov_args());
+($rc, $out, $err) = run({ env => { %ENVK, OPENSSL_CONF => '/dev/null' } },
+    'sh', '-c',
+    "set -e; env -u LD_PRELOAD tar c -C '$d/tree' . | openssl enc $p -kmsenv-aes-256-gcm -K '' "
+      . "| openssl enc $p -d -kmsenv-aes-256-gcm -K '' | env -u LD_PRELOAD tar x -C '$d/untar'");
+is($rc, 0, 'tar | enc | enc -d | tar x') or diag $err;
+ok(slurp("$d/untar/a") eq slurp("$d/tree/a")
+      && slurp("$d/untar/sub/b") eq slurp("$d/tree/sub/b")
+      && slurp("$d/untar/sub/c") eq "hello\n", 'tree reproduced');
+
+# openssl.cnf only: no -provider flags, keyset= and context= in the config
+my $cnf = slurp("$FindBin::Bin/../conf/kmsenv-local.cnf");
+my $mod = build_dir() . '/kmsenv.so';
+$cnf =~ s/^# module = .*$/module = $mod/m;
+$cnf =~ s/^keyring = .*$/keyring = file:$d\/kek/m;
+$cnf =~ s/^# keyset = .*$/keyset = $d\/ks.pem/m;
+$cnf =~ s/^# context = .*$/context = app=test,db=7/m;
+spurt("$d/openssl.cnf", $cnf);
+my %cenv = (OPENSSL_CONF => "$d/openssl.cnf", KMSENV_KEYSET => undef,
+    KMSENV_CONTEXT => undef);
+($rc, $out, $err) = run({ env => \%cenv }, 'openssl', 'enc',
+    '-kmsenv-aes-256-gcm', '-K', '', '-in', "$d/p4097", '-out', "$d/cnf.enc");
+is($rc, 0, 'openssl.cnf-only enc') or diag $err;
+($rc, $out, $err) = run({ env => \%cenv }, 'openssl', 'enc', '-d',
+    '-kmsenv-aes-256-gcm', '-K', '', '-in', "$d/c4097", '-out', "$d/cnf.out");
+is($rc, 0, 'openssl.cnf-only enc -d of an env-made stream') or diag $err;
+ok(slurp("$d/cnf.out") eq slurp("$d/p4097"), 'openssl.cnf-only round trip');
+($rc, $out, $err) = run({ env => \%cenv }, 'openssl', 'enc', '-d',
+    '-kmsenv-aes-256-gcm', '-K', '', '-in', "$d/cnf.enc", '-out', "$d/cnf.out2");
+ok($rc == 0 && slurp("$d/cnf.out2") eq slurp("$d/p4097"), 'and back');
+
+# Failure matrix: every case exits non-zero.
+sub dec_fails {
+    my ($name, $in, %o) = @_;
+    my ($r, undef, $e) = enc($in, "$d/fail.out", d => 1, %o);
+    ok($r != 0 && $r < 90, "$name: enc -d fails (exit $r)") or diag $e;
+    return $e;
+}
+my $e = dec_fails('wrong context', "$d/c4097",
+    env => { KMSENV_CONTEXT => 'app=test,db=8' });
+like($e, qr/authentication/, 'wrong context: error says authentication');
+dec_fails('missing context', "$d/c4097", env => { KMSENV_CONTEXT => undef });
+dec_fails('wrong keyset', "$d/c4097", env => { KMSENV_KEYSET => "$d/other.pem" });
+($rc, $out, $err) = enc("$d/p0", "$d/x", env => { KMSENV_KEYSET => undef });
+ok($rc != 0 && $err =~ /no keyset/, 'no keyset: clear error') or diag $err;
+
+my $ct = slurp("$d/c$big");
+my $small = slurp("$d/c" . ($seg + 1));
+my @cuts = (0, 1, 15, 16, 17, length($small) - 1, length($small) - 16,
+    length($small) - 17, length($small) - 33);
+# every frame boundary of the 10 MiB stream (+/- a few bytes), sampled
+for (my $b = 16; $b < length($ct) && @cuts < 200; $b += ($seg + 20) * 97) {
+    push @cuts, map { "big:$_" } ($b, $b + 3, $b - 2);
+}
+my $bad = 0;
+for my $c (@cuts) {
+    my ($data, $len) = $c =~ /^big:(\d+)/ ? ($ct, $1) : ($small, $c);
+    spurt("$d/t", substr($data, 0, $len));
+    my ($r) = enc("$d/t", "$d/t.out", d => 1);
+    $bad++ if $r == 0;
+}
+is($bad, 0, scalar(@cuts) . ' truncations fail');
+spurt("$d/t", $small . "x");
+($rc) = enc("$d/t", "$d/t.out", d => 1);
+isnt($rc, 0, 'extension fails');
+$bad = 0;
+my @idx = (0 .. 40, map { int(rand(length($small))) } 1 .. 40);
+for my $i (@idx) {
+    my $t = $small;
+    substr($t, $i, 1) = chr(ord(substr($t, $i, 1)) ^ 0x01);
+    spurt("$d/t", $t);
+    my ($r) = enc("$d/t", "$d/t.out", d => 1);
+    $bad++ if $r == 0;
+}
+is($bad, 0, scalar(@idx) . ' tampered bytes of a small stream fail');
+$bad = 0;
+for my $k (1 .. 12) {
+    my $t = $ct;
+    my $i = int(rand(length($t)));
+    substr($t, $i, 1) = chr(ord(substr($t, $i, 1)) ^ 0x80);
+    spurt("$d/t", $t);
+    my ($r) = enc("$d/t", "$d/t.out", d => 1);
+    $bad++ if $r == 0;
+}
+is($bad, 0, '12 sampled tampered bytes of 10 MiB fail');
+# reordering two frames of the 4097-byte... use the 10 MiB one: frames 1, 2
+{
+    my $f = $seg + 20;
+    my $t = $ct;
+    my $a = 16 + $f;
+    substr($t, $a, 2 * $f) = substr($ct, $a + $f, $f) . substr($ct, $a, $f);
+    spurt("$d/t", $t);
+    my ($r) = enc("$d/t", "$d/t.out", d => 1);
+    isnt($r, 0, 'reordered frames fail');
+}
+
+# Rotation: old streams still decrypt; new ones use version 2.
+($rc, $out, $err) = kmsenv_cli('rotate', "$d/ks.pem");
+is($rc, 0, 'kmsenv rotate') or diag $err;
+($rc, $out, $err) = enc("$d/c4097", "$d/rot.out", d => 1);
+ok($rc == 0 && slurp("$d/rot.out") eq slurp("$d/p4097"),
+    'a version-1 stream decrypts after rotation') or diag $err;
+($rc, $out, $err) = enc("$d/p4097", "$d/v2.enc");
+is(unpack('N', substr(slurp("$d/v2.enc"), 1, 4)), 2, 'new stream names version 2');
+($rc, $out, $err) = enc("$d/v2.enc", "$d/v2.out", d => 1);
+ok($rc == 0 && slurp("$d/v2.out") eq slurp("$d/p4097"), 'version-2 stream decrypts');
+
+# One keyring call per process (10 MiB, one stream), and the C probe: many
+# streams in one process, still one call.
+unlink "$d/log";
+($rc, $out, $err) = enc("$d/p$big", "$d/once.enc",
+    env => { KMSENV_DEBUG => "file:$d/log,level:1" });
+my @calls = grep { /keyring call/ } split /\n/, slurp("$d/log");
+is(scalar(@calls), 1, 'enc: one keyring call per process');
+unlink "$d/log";
+($rc, $out, $err) = run({ env => { OPENSSL_CONF => '/dev/null',
+            KMSENV_DEBUG => "file:$d/log,level:1" } },
+    build_dir() . '/enc_probe', build_dir(), "$d/ks.pem", 'app=probe');
+is($rc, 0, 'C EVP probe (random updates, exact buffers)') or diag "$out$err";
+unlike($out, qr/^not ok/m, 'probe: all ok') or diag $out;
+@calls = grep { /keyring call/ } split /\n/, slurp("$d/log");
+is(scalar(@calls), 1, 'probe: 24 streams, one keyring call');
+
+done_testing();

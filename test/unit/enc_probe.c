@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* KMSENV-AES-256-GCM through EVP, as a C caller uses it: enc_probe
+ * MODULEDIR KEYSET CONTEXT. Several streams in one process (the keyset is
+ * loaded once), sizes 0, 1, 4095, 4096, 4097 and 10 MiB, random update
+ * sizes 1 B..1 MiB in both directions, each update given a heap buffer of
+ * exactly inl + block size and final exactly block size (ASan sees any
+ * write past it), the keyset and context as ctx params. Prints TAP. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+
+static int n_ok, n_bad;
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t xr(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return rng;
+}
+
+static void check(int ok, const char *what, size_t n)
+{
+    printf("%s %d - %s (%zu bytes)\n", ok ? "ok" : "not ok", n_ok + n_bad + 1,
+           what, n);
+    if (!ok)
+        ERR_print_errors_fp(stdout), n_bad++;
+    else
+        n_ok++;
+    ERR_clear_error();
+}
+
+/* enc (1/0) in -> *out; random update sizes. */
+static int run(EVP_CIPHER *c, int enc, const char *keyset, const char *ctx,
+               const unsigned char *in, size_t len, unsigned char **out,
+               size_t *outlen)
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    OSSL_PARAM p[3];
+    int bs = EVP_CIPHER_get_block_size(c), ol, ok = 0;
+    size_t off = 0, w = 0, cap = len + len / 4 + 4096;
+    unsigned char *o = malloc(cap), *b;
+
+    p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
+    p[1] = OSSL_PARAM_construct_utf8_string("context", (char *)ctx, 0);
+    p[2] = OSSL_PARAM_construct_end();
+    if (x == NULL || !EVP_CipherInit_ex2(x, c, NULL, NULL, enc, p))
+        goto done;
+    while (off < len) {
+        size_t n = 1 + (size_t)(xr() % ((size_t)1 << (xr() % 21)));
+
+        if (n > len - off)
+            n = len - off;
+        b = malloc(n + (size_t)bs);
+        if (!EVP_CipherUpdate(x, b, &ol, in + off, (int)n) ||
+            (size_t)ol > n + (size_t)bs) {
+            free(b);
+            goto done;
+        }
+        if (w + (size_t)ol > cap)
+            o = realloc(o, cap = (w + (size_t)ol) * 2);
+        memcpy(o + w, b, (size_t)ol);
+        w += (size_t)ol, off += n;
+        free(b);
+    }
+    b = malloc((size_t)bs);
+    if (!EVP_CipherFinal_ex(x, b, &ol) || ol > bs) {
+        free(b);
+        goto done;
+    }
+    if (w + (size_t)ol > cap)
+        o = realloc(o, cap = w + (size_t)ol);
+    memcpy(o + w, b, (size_t)ol);
+    w += (size_t)ol;
+    free(b);
+    ok = 1;
+done:
+    EVP_CIPHER_CTX_free(x);
+    *out = o, *outlen = w;
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    static const size_t sizes[] = {0, 1, 4095, 4096, 4097, 10u << 20};
+    OSSL_PROVIDER *dflt, *kms;
+    EVP_CIPHER *c;
+    unsigned char *pt, *ct, *back;
+    size_t i, cl, bl;
+    int rep;
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: enc_probe MODULEDIR KEYSET CONTEXT\n");
+        return 2;
+    }
+    OSSL_PROVIDER_set_default_search_path(NULL, argv[1]);
+    dflt = OSSL_PROVIDER_load(NULL, "default");
+    kms = OSSL_PROVIDER_load(NULL, "kmsenv");
+    c = EVP_CIPHER_fetch(NULL, "KMSENV-AES-256-GCM", NULL);
+    check(c != NULL && EVP_CIPHER_get_block_size(c) == 32 &&
+              EVP_CIPHER_get_key_length(c) == 0 &&
+              EVP_CIPHER_get_iv_length(c) == 0 &&
+              !(EVP_CIPHER_get_flags(c) & EVP_CIPH_FLAG_AEAD_CIPHER),
+          "fetch: block 32, key 0, iv 0, not AEAD", 0);
+    pt = malloc(10u << 20);
+    RAND_bytes(pt, 10 << 20);
+    for (rep = 0; rep < 2; rep++)
+        for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            int ok = run(c, 1, argv[2], argv[3], pt, sizes[i], &ct, &cl) &&
+                     run(c, 0, argv[2], argv[3], ct, cl, &back, &bl);
+
+            check(ok && bl == sizes[i] &&
+                      (bl == 0 || memcmp(back, pt, bl) == 0),
+                  "EVP round trip, random updates, exact buffers", sizes[i]);
+            if (i == 2) {
+                /* wrong context: decrypt fails */
+                free(back);
+                check(!run(c, 0, argv[2], "app=other", ct, cl, &back, &bl),
+                      "wrong context fails", sizes[i]);
+                ct[cl / 2] ^= 1;
+                free(back);
+                check(!run(c, 0, argv[2], argv[3], ct, cl, &back, &bl),
+                      "tampered stream fails", sizes[i]);
+            }
+            free(ct), free(back);
+        }
+    free(pt);
+    EVP_CIPHER_free(c);
+    OSSL_PROVIDER_unload(kms);
+    OSSL_PROVIDER_unload(dflt);
+    printf("%d passed, %d failed\n", n_ok, n_bad);
+    return n_bad == 0 ? 0 : 1;
+}
