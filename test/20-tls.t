@@ -245,6 +245,66 @@ for my $r (@runs) {
     is($src, 0, 's_server exits cleanly') or diag($serr);
 }
 
+# TLS 1.2 RSA key exchange: the premaster is decrypted with the wrapped key
+for my $o ([\@DEF, 'default first'], [\@KMS, 'kmsenv first']) {
+    my ($pid, $port, $sd) = start_server($o->[0], "$d/rsa.crt", "$d/rsa.w.pem", 1);
+    my ($rc, $out, $e) = client($port, "$d/rsa.crt", '-tls1_2', '-cipher', 'AES128-GCM-SHA256');
+    ok($rc == 0 && $out =~ /^New, TLSv1\.2, Cipher is AES128-GCM-SHA256/m,
+        "RSA key exchange (TLS 1.2) with the wrapped key ($o->[1])") or diag("$out\n$e");
+    my ($src, $serr) = finish_server($pid, $sd);
+    is($src, 0, 's_server exits cleanly') or diag($serr);
+}
+
+# --- operations outside TLS, both orders ----------------------------------
+spurt("$d/msg", "attack at dawn\n");
+plain('pkey', '-in', "$d/$_.key", '-pubout', '-out', "$d/$_.pub") for @types;
+plain('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', "$d/peer.key");
+plain('pkey', '-in', "$d/peer.key", '-pubout', '-out', "$d/peer.pub");
+for my $o ([\@DEF, 'default first'], [\@KMS, 'kmsenv first']) {
+    my $n = $o->[1];
+    # RSA decryption: PKCS#1 v1.5 and OAEP (padding forwarded)
+    for my $pad ([], ['-pkeyopt', 'rsa_padding_mode:oaep']) {
+        plain('pkeyutl', '-encrypt', '-pubin', '-inkey', "$d/rsa.pub", @$pad,
+            '-in', "$d/msg", '-out', "$d/ct");
+        my ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-decrypt', '-inkey', "$d/rsa.w.pem",
+            @$pad, '-in', "$d/ct");
+        is($out, "attack at dawn\n", "RSA decrypt @$pad ($n)") or diag($e);
+    }
+    # ECDH: the same secret as the peer computes
+    my ($rc, $s1, $e) = with($o->[0], 'pkeyutl', '-derive', '-inkey', "$d/p256.w.pem",
+        '-peerkey', "$d/peer.pub");
+    my (undef, $s2) = plain('pkeyutl', '-derive', '-inkey', "$d/peer.key", '-peerkey', "$d/p256.pub");
+    ok($rc == 0 && length($s1) == 32 && $s1 eq $s2, "ECDH derive with the wrapped key ($n)")
+      or diag($e);
+    # RSA-PSS with options, ECDSA, Ed25519: verified with the plain public key
+    ($rc, my $out, $e) = with($o->[0], 'dgst', '-sha384', '-sigopt', 'rsa_padding_mode:pss',
+        '-sigopt', 'rsa_pss_saltlen:32', '-sign', "$d/rsa.w.pem", '-out', "$d/s.pss", "$d/msg");
+    is($rc, 0, "dgst -sign RSA-PSS with -sigopt ($n)") or diag($e);
+    ($rc, $out, $e) = plain('dgst', '-sha384', '-sigopt', 'rsa_padding_mode:pss',
+        '-sigopt', 'rsa_pss_saltlen:32', '-verify', "$d/rsa.pub", '-signature', "$d/s.pss", "$d/msg");
+    is($rc, 0, "  verifies ($n)") or diag($e);
+    for my $t (qw(p384 ed25519 rsapss)) {
+        my @md = $t eq 'ed25519' ? () : ('-digest', 'sha256');
+        ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-sign', '-rawin', @md, '-inkey',
+            "$d/$t.w.pem", '-in', "$d/msg", '-out', "$d/s.$t");
+        is($rc, 0, "pkeyutl -sign $t ($n)") or diag($e);
+        ($rc, $out, $e) = plain('pkeyutl', '-verify', '-rawin', @md, '-pubin', '-inkey',
+            "$d/$t.pub", '-in', "$d/msg", '-sigfile', "$d/s.$t");
+        is($rc, 0, "  verifies with the plain public key ($n)") or diag("$out$e");
+        ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-verify', '-rawin', @md, '-inkey',
+            "$d/$t.w.pem", '-in', "$d/msg", '-sigfile', "$d/s.$t");
+        is($rc, 0, "  and with the wrapped key ($n)") or diag("$out$e");
+    }
+    # plain keys still work with kmsenv loaded (a private key is never
+    # imported into the opaque keymgmt)
+    ($rc, $out, $e) = with($o->[0], 'dgst', '-sha256', '-sign', "$d/rsa.key", '-out',
+        "$d/s.plain", "$d/msg");
+    is($rc, 0, "a plain RSA key signs ($n)") or diag($e);
+    ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-derive', '-inkey', "$d/peer.key",
+        '-peerkey', "$d/p256.pub");
+    ok($rc == 0 && $out eq $s2, "a plain EC key derives ($n)") or diag($e);
+}
+
 # --- failures name what failed ---------------------------------------------
 {
     my ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/p256.key", '--out', "$d/k2.pem",

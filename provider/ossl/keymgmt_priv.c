@@ -346,8 +346,8 @@ static void pk_gen_cleanup(void *genctx)
     OPENSSL_free(g);
 }
 
-/* Public keys (and domain parameters) only; private parts in params are
- * ignored: a kmsenv key holds a private key only by unwrapping it. */
+/* Public keys (and domain parameters) only: a kmsenv key holds a private
+ * key only by unwrapping it. */
 static int pk_import(void *keydata, int selection, const OSSL_PARAM params[])
 {
     KMSENV_KEYOBJ *k = keydata, *n;
@@ -361,6 +361,13 @@ static int pk_import(void *keydata, int selection, const OSSL_PARAM params[])
     if (k == NULL)
         return 0;
     KMSENV_ENTER_KEY(k);
+    /* A plain private key (EVP exporting a default-provider key here,
+     * kmsenv listed first) is not ours to hold: refuse quietly, and EVP
+     * uses the key's own provider. */
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 &&
+        (OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY) != NULL ||
+         OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_D) != NULL))
+        return 0;
     if (k->pk.pub != NULL || k->pk.priv != NULL ||
         (lc = kmsenv_inner_libctx(k->env)) == NULL)
         return 0;

@@ -73,6 +73,12 @@ static const OSSL_ALGORITHM signatures[] = {
 static const OSSL_ALGORITHM asym_ciphers[] = {
     {KMSENV_KEYSET_NAME, PROPS, kmsenv_keyset_asym_cipher_functions,
      "kmsenv context-bound records (XAES-256-GCM)"},
+    {N_RSA, PROPS, kmsenv_rsa_asym_cipher_functions,
+     "RSA decryption with a wrapped key"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM keyexchs[] = {
+    {"ECDH", PROPS, kmsenv_ecdh_keyexch_functions, "ECDH with a wrapped key"},
     {NULL, NULL, NULL, NULL}};
 
 static const OSSL_ALGORITHM decoders[] = {
@@ -123,6 +129,8 @@ static const OSSL_ALGORITHM *kmsenv_query(void *provctx, int id, int *no_cache)
         return asym_ciphers;
     case OSSL_OP_SIGNATURE:
         return signatures;
+    case OSSL_OP_KEYEXCH:
+        return keyexchs;
     case OSSL_OP_DECODER:
         return decoders;
     case OSSL_OP_ENCODER:

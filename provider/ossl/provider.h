@@ -56,6 +56,8 @@ extern const OSSL_DISPATCH kmsenv_ed25519_keymgmt_functions[];
 extern const OSSL_DISPATCH kmsenv_rsa_signature_functions[];
 extern const OSSL_DISPATCH kmsenv_ecdsa_signature_functions[];
 extern const OSSL_DISPATCH kmsenv_ed25519_signature_functions[];
+extern const OSSL_DISPATCH kmsenv_rsa_asym_cipher_functions[];
+extern const OSSL_DISPATCH kmsenv_ecdh_keyexch_functions[];
 extern const OSSL_DISPATCH kmsenv_der2rsa_decoder_functions[];
 extern const OSSL_DISPATCH kmsenv_der2rsapss_decoder_functions[];
 extern const OSSL_DISPATCH kmsenv_der2ec_decoder_functions[];
