@@ -305,6 +305,92 @@ for my $o ([\@DEF, 'default first'], [\@KMS, 'kmsenv first']) {
     ok($rc == 0 && $out eq $s2, "a plain EC key derives ($n)") or diag($e);
 }
 
+# --- no unwrap unless a private key is wanted ------------------------------
+{
+    my $log = "$d/pub.log";
+    my ($rc, $out, $e) = run({ env => { OPENSSL_CONF => '/dev/null',
+        KMSENV_DEBUG => "file:$log,level:1" } }, 'openssl', 'pkey', @DEF,
+        '-pubin', '-in', "$d/p256.w.pem", '-pubout');
+    my ($r1, $p1) = plain('pkey', '-in', "$d/p256.key", '-pubout');
+    is($out, $p1, 'pkey -pubin reads the public key of a wrapped key') or diag($e);
+    my $calls = () = slurp($log) =~ /keyring call: unwrap/g;
+    is($calls, 0, '  without a keyring call');
+}
+
+# --- a Python ssl server, configured through OPENSSL_CONF only -------------
+SKIP: {
+    my ($prc, $pver) = run({ env => { LD_PRELOAD => undef } },
+        'python3', '-c', 'import ssl; print(ssl.OPENSSL_VERSION)');
+    my ($orc, $over) = plain('version');
+    my ($pv) = $pver =~ /OpenSSL (\d+\.\d+)/;
+    my ($ov) = $over =~ /OpenSSL (\d+\.\d+)/;
+    skip("python3 ssl is not on this OpenSSL ($pver)", 6)
+      unless $prc == 0 && defined $pv && defined $ov && $pv eq $ov;
+    spurt("$d/py.cnf", <<"CNF");
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+kmsenv = kmsenv_sect
+[default_sect]
+activate = 1
+[kmsenv_sect]
+module = $B/kmsenv.so
+activate = 1
+CNF
+    spurt("$d/srv.py", <<'PY');
+import socket, ssl, sys
+cert, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+for _ in range(n):
+    c, _ = s.accept()
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(100)
+        t.sendall(b"HTTP/1.0 200 OK\r\n\r\nkmsenv python " + t.version().encode() + b"\n")
+        t.unwrap()
+        t.close()
+    except Exception as e:
+        print("ERR", e, flush=True)
+        c.close()
+PY
+    for my $t (qw(p256 rsa ed25519)) {
+        my $sd = tmpdir();
+        my $pid = fork() // die;
+        if ($pid == 0) {
+            my %e = (san_env(), OPENSSL_CONF => "$d/py.cnf");
+            # the interpreter is not instrumented: only our module is checked
+            $e{ASAN_OPTIONS} = 'detect_leaks=0' if exists $e{ASAN_OPTIONS};
+            $ENV{$_} = $e{$_} for keys %e;
+            open(STDOUT, '>', "$sd/out") or die;
+            open(STDERR, '>', "$sd/err") or die;
+            alarm(90);
+            exec('python3', "$d/srv.py", "$d/$t.crt", "$d/$t.w.pem", 2) or die;
+        }
+        my $port;
+        for (1 .. 400) {
+            ($port) = slurp("$sd/out") =~ /^(\d+)$/m;
+            last if $port || waitpid($pid, 1) == $pid;
+            select(undef, undef, undef, 0.05);
+        }
+        my @ok;
+        for my $v ('-tls1_2', '-tls1_3') {
+            my ($rc, $out, $e) = client($port // 1, "$d/$t.crt", $v, '-ign_eof');
+            push @ok, $out =~ /kmsenv python TLSv1\.[23]/ && $out =~ /Verify return code: 0/;
+        }
+        waitpid($pid, 0);
+        ok($ok[0], "$t: Python ssl server (load_cert_chain with the wrapped key), TLS 1.2")
+          or diag(slurp("$sd/out") . slurp("$sd/err"));
+        ok($ok[1], "$t: Python ssl server, TLS 1.3") or diag(slurp("$sd/err"));
+    }
+}
+
 # --- failures name what failed ---------------------------------------------
 {
     my ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/p256.key", '--out', "$d/k2.pem",
