@@ -391,6 +391,76 @@ PY
     }
 }
 
+# --- nginx: master + 2 workers, the key through OPENSSL_CONF only ---------
+SKIP: {
+    my $nginx = (grep { -x $_ } '/usr/sbin/nginx', '/usr/bin/nginx')[0];
+    skip('nginx not installed (scripts/deps.sh installs nginx-light)', 8) unless $nginx;
+    for my $t (qw(p256 rsa)) {
+        my $nd = tmpdir();
+        my $port = free_port();
+        spurt("$nd/nginx.conf", <<"CONF");
+worker_processes 2;
+master_process on;
+daemon off;
+user root;
+pid $nd/nginx.pid;
+error_log $nd/error.log notice;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $nd/tmp_body;
+    proxy_temp_path $nd/tmp_proxy;
+    fastcgi_temp_path $nd/tmp_fcgi;
+    uwsgi_temp_path $nd/tmp_uwsgi;
+    scgi_temp_path $nd/tmp_scgi;
+    server {
+        listen 127.0.0.1:$port ssl reuseport;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate $d/$t.crt;
+        ssl_certificate_key $d/$t.w.pem;
+        location / { return 200 "worker \$pid\\n"; }
+    }
+}
+CONF
+        my $log = "$nd/kmsenv.log";
+        my $pid = fork() // die;
+        if ($pid == 0) {
+            my %e = (san_env(), OPENSSL_CONF => "$d/py.cnf",
+                KMSENV_DEBUG => "file:$log,level:1");
+            $e{ASAN_OPTIONS} = 'detect_leaks=0' if exists $e{ASAN_OPTIONS};
+            $ENV{$_} = $e{$_} for keys %e;
+            open(STDOUT, '>', "$nd/out") or die;
+            open(STDERR, '>', "$nd/err") or die;
+            alarm(120);
+            exec($nginx, '-p', $nd, '-c', "$nd/nginx.conf", '-e', "$nd/err.log") or die;
+        }
+        for (1 .. 400) {
+            last if (() = slurp("$nd/error.log") =~ /start worker process/g) >= 2;
+            last if waitpid($pid, 1) == $pid;
+            select(undef, undef, undef, 0.05);
+        }
+        my (%workers, $good);
+        for my $i (1 .. 60) {
+            my ($rc, $out, $e) = run({ env => { LD_PRELOAD => undef, OPENSSL_CONF => '/dev/null' } },
+                'curl', '-sS', '--cacert', "$d/$t.crt", ($i % 2 ? '--tlsv1.2' : '--tlsv1.3'),
+                ($i % 2 ? ('--tls-max', '1.2') : ()),
+                '--resolve', "localhost:$port:127.0.0.1", "https://localhost:$port/");
+            if ($rc == 0 && $out =~ /^worker (\d+)$/) { $workers{$1}++; $good++ }
+            else { diag("curl $i: $rc $out $e") if !$good && $i < 3 }
+        }
+        is($good, 60, "nginx ($t): 60 HTTPS requests over TLS 1.2 and 1.3 with the wrapped key")
+          or diag(slurp("$nd/error.log") . slurp("$nd/err"));
+        is(scalar(keys %workers), 2, "nginx ($t): both workers served")
+          or diag(join(' ', %workers));
+        my $calls = () = slurp($log) =~ /keyring call: unwrap/g;
+        is($calls, 1, "nginx ($t): one keyring unwrap (in the master), none per connection");
+        kill('QUIT', $pid);
+        waitpid($pid, 0);
+        unlike(slurp("$nd/error.log") . slurp("$nd/err"), qr/\[(alert|emerg)\]|AddressSanitizer|runtime error/,
+            "nginx ($t): no alerts, no sanitizer report");
+    }
+}
+
 # --- failures name what failed ---------------------------------------------
 {
     my ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/p256.key", '--out', "$d/k2.pem",
