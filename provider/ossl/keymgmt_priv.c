@@ -165,8 +165,6 @@ static const OSSL_PARAM *pk_gettable_params(void *provctx)
     return p;
 }
 
-#define MAX_FWD 16
-
 /* Forwards the allowed params to the public key, each on its own (a
  * param the public key does not know is left unanswered, not an error). */
 static int pk_get_params(void *keydata, OSSL_PARAM params[])
