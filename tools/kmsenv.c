@@ -16,6 +16,7 @@
  * Temp files a killed run left behind are removed by the next run, under the
  * lock. */
 #define _GNU_SOURCE
+#include "tools/wrap.h"
 #include "util/file.h"
 
 #include <dirent.h>
@@ -52,25 +53,29 @@ static const char *prog = "kmsenv";
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: %s [--provider-path DIR] COMMAND KEYSET [options]\n"
-            "commands:\n"
-            "  inspect KEYSET                   print metadata (never keys)\n"
-            "  rotate KEYSET                    add a primary version; the\n"
-            "                                   old primary becomes "
-            "decrypt-only\n"
-            "  disable KEYSET --version N       refuse records of version N\n"
-            "  enable KEYSET --version N        make version N decrypt-only\n"
-            "  promote KEYSET --version N       make version N primary\n"
-            "  rewrap KEYSET --keyring SPEC     wrap under new KEK(s); data\n"
-            "                                   keys are unchanged\n"
-            "    [--allow-local-wrap]           if ReEncrypt fails, wrap\n"
-            "                                   locally (else an error)\n"
-            "KEYSET is PEM or DER and is rewritten in the same form; a\n"
-            "symlink is followed and its target rewritten.\n"
-            "The provider is found in --provider-path, OPENSSL_MODULES or\n"
-            "OpenSSL's modules directory.\n",
-            prog);
+    fprintf(
+        f,
+        "usage: %s [--provider-path DIR] COMMAND KEYSET [options]\n"
+        "commands:\n"
+        "  inspect KEYSET                   print metadata (never keys)\n"
+        "  rotate KEYSET                    add a primary version; the\n"
+        "                                   old primary becomes "
+        "decrypt-only\n"
+        "  disable KEYSET --version N       refuse records of version N\n"
+        "  enable KEYSET --version N        make version N decrypt-only\n"
+        "  promote KEYSET --version N       make version N primary\n"
+        "  wrap --in KEY|--generate TYPE --out FILE [--keyring SPEC]\n"
+        "                                   wrap a private key (kmsenv wrap\n"
+        "                                   for the details)\n"
+        "  rewrap KEYSET --keyring SPEC     wrap under new KEK(s); data\n"
+        "                                   keys are unchanged\n"
+        "    [--allow-local-wrap]           if ReEncrypt fails, wrap\n"
+        "                                   locally (else an error)\n"
+        "KEYSET is PEM or DER and is rewritten in the same form; a\n"
+        "symlink is followed and its target rewritten.\n"
+        "The provider is found in --provider-path, OPENSSL_MODULES or\n"
+        "OpenSSL's modules directory.\n",
+        prog);
 }
 
 static int fail(const char *what, const char *path)
@@ -555,6 +560,17 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (i < argc && strcmp(argv[i], "wrap") == 0) {
+        if (ppath != NULL &&
+            !OSSL_PROVIDER_set_default_search_path(NULL, ppath))
+            return fail("cannot set provider path", ppath);
+        pdef = OSSL_PROVIDER_load(NULL, "default");
+        pkms = OSSL_PROVIDER_load(NULL, "kmsenv");
+        rc = pdef == NULL || pkms == NULL
+                 ? fail("cannot load the default and kmsenv providers", NULL)
+                 : kmsenv_wrap_main(prog, argc - i - 1, argv + i + 1);
+        goto end;
     }
     if (argc - i < 2) {
         usage(stderr);

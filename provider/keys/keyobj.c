@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "keys/keyobj.h"
+#include "keys/privkey.h"
+#include "envelope/wrapkey.h"
 #include "kms/keyring.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -59,6 +61,9 @@ void kmsenv_keyobj_free(KMSENV_KEYOBJ *k)
         lease_free(atomic_exchange(&k->parked[i].lease, NULL));
     free_xaes(k->xaes, k->nxaes);
     kmsenv_keyset_free(&k->ks);
+    EVP_PKEY_free(k->pk.pub);
+    EVP_PKEY_free(k->pk.priv);
+    OPENSSL_free(k->pk.spki);
     EVP_CIPHER_free(k->gcm);
     OPENSSL_free(k->der);
     CRYPTO_THREAD_lock_free(k->lock);
@@ -75,10 +80,12 @@ static int refresh(KMSENV_KEYOBJ *k, int reencode);
 
 KMSENV_KEYOBJ *kmsenv_keyobj_dup(KMSENV_KEYOBJ *k)
 {
-    KMSENV_KEYOBJ *d = kmsenv_keyobj_new(k->env);
+    KMSENV_KEYOBJ *d;
     int ok;
 
-    if (d == NULL)
+    if (k->kind == KMSENV_KIND_PRIVKEY)
+        return kmsenv_privkey_dup(k);
+    if ((d = kmsenv_keyobj_new(k->env)) == NULL)
         return NULL;
     if (!CRYPTO_THREAD_read_lock(k->lock)) {
         kmsenv_keyobj_free(d);
@@ -157,6 +164,10 @@ KMSENV_KEYOBJ *kmsenv_keyobj_load(const KMSENV_KEYS_ENV *env,
     KMSENV_CONTEXT ectx;
     const char *label = origin != NULL ? origin : "keyset";
 
+    if (kmsenv_wrapkey_sniff(der, len)) {
+        kmsenv_keyobj_free(k);
+        return kmsenv_privkey_load(env, der, len, origin, redirect);
+    }
     if (k == NULL)
         return NULL;
     kmsenv_ctx_init(&ectx);

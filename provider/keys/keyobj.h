@@ -40,9 +40,15 @@ typedef struct {
     OSSL_LIB_CTX *libctx;
     const KMSENV_KMS_ENV *kms;
     const char *redirect; /* FROM=TO[;...] or NULL */
+    /* The provider-private library context for wrapped private keys
+     * (keys/privkey.c); made on first use. */
+    struct kmsenv_inner_st *inner;
 } KMSENV_KEYS_ENV;
 
-enum kmsenv_key_kind { KMSENV_KIND_KEYSET = 1 };
+enum kmsenv_key_kind { KMSENV_KIND_KEYSET = 1, KMSENV_KIND_PRIVKEY = 2 };
+
+#define KMSENV_WRAPPED_PEM_LABEL "KMSENV WRAPPED PRIVATE KEY"
+#define KMSENV_WRAPPED_STRUCTURE "kmsenv-wrapped-key"
 
 #define KMSENV_KEYSET_NAME "KMSENV-KEYSET"
 #define KMSENV_KEYSET_PEM_LABEL "KMSENV KEYSET"
@@ -67,6 +73,15 @@ typedef struct {
      * read without the lock. Everything else above the lock protects. */
     int loaded;
     KMSENV_LEASE_SLOT parked[KMSENV_LEASE_SLOTS];
+    /* KMSENV_KIND_PRIVKEY (keys/privkey.h): immutable once published. The
+     * public key always, the private key once unwrapped (NULL for a
+     * public-only object), both in the inner library context. */
+    struct {
+        int type; /* enum kmsenv_wk_type */
+        unsigned char *spki;
+        size_t spkilen;
+        EVP_PKEY *pub, *priv;
+    } pk;
 } KMSENV_KEYOBJ;
 
 /* Reference counted: new and up_ref give a reference, free drops one. */

@@ -3,6 +3,7 @@
 #include "keys/loader.h"
 #include "keys/keyobj.h"
 #include "envelope/keyset.h"
+#include "envelope/wrapkey.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -47,7 +48,8 @@ int kmsenv_input_is_keyset_prefix(const unsigned char *buf, size_t len)
     if (!der_header(buf, len, &hl, &l) || len < hl + 4)
         return 0; /* too little to tell: not recognisably ours */
     m = len - hl < 8 ? len - hl : 8;
-    return memcmp(buf + hl, KMSENV_KS_MAGIC, m) == 0;
+    return memcmp(buf + hl, KMSENV_KS_MAGIC, m) == 0 ||
+           memcmp(buf + hl, KMSENV_WK_MAGIC, m) == 0;
 }
 
 int kmsenv_input_check_der(const unsigned char *buf, size_t len,
@@ -180,6 +182,12 @@ static int peek_label(BIO *in, char *label, size_t labellen)
     return BIO_tell(in) == loc;
 }
 
+int kmsenv_our_label(const char *label)
+{
+    return strcmp(label, KMSENV_KEYSET_PEM_LABEL) == 0 ||
+           strcmp(label, KMSENV_WRAPPED_PEM_LABEL) == 0;
+}
+
 int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
                           const char *what)
 {
@@ -191,8 +199,7 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
     *der = NULL;
     *derlen = 0;
     /* Without a way back, only a block that reads cleanly is known ours. */
-    ours = peek_label(in, label, sizeof(label)) &&
-           strcmp(label, KMSENV_KEYSET_PEM_LABEL) == 0;
+    ours = peek_label(in, label, sizeof(label)) && kmsenv_our_label(label);
     ERR_set_mark();
     r = PEM_read_bio(in, &name, &header, &data, &len);
     if (r <= 0) {
@@ -218,8 +225,14 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
         return drained(in);
     }
     ERR_pop_to_mark();
-    if (strcmp(name, KMSENV_KEYSET_PEM_LABEL) != 0) {
+    if (!kmsenv_our_label(name)) {
         ret = 0;
+    } else if (strcmp(name, KMSENV_WRAPPED_PEM_LABEL) == 0 &&
+               !kmsenv_wrapkey_sniff(data, (size_t)len)) {
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "%s: the \"" KMSENV_WRAPPED_PEM_LABEL
+                     "\" PEM block does not hold a wrapped private key",
+                     what);
     } else if (header != NULL && *header != '\0') {
         KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
                      "%s: the \"" KMSENV_KEYSET_PEM_LABEL

@@ -28,6 +28,11 @@ int kmsenv_input_check_der(const unsigned char *buf, size_t len,
 int kmsenv_input_read_der(BIO *in, unsigned char **buf, size_t *len,
                           const char *what);
 
+/* Whether a PEM label is one of ours ("KMSENV KEYSET", "KMSENV WRAPPED
+ * PRIVATE KEY"); kmsenv_input_read_pem takes both, and the DER functions
+ * take both magics. */
+int kmsenv_our_label(const char *label);
+
 /* Reads one PEM block from in. If it is a "KMSENV KEYSET" block, decodes it
  * into *der (OPENSSL_free it) and checks it; a malformed block of ours (bad
  * base64, no END line, headers) is an error. Other labels, or no PEM at all:

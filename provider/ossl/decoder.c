@@ -4,6 +4,8 @@
  * the keyring unwrap happens: once per load. */
 #include "keys/loader.h"
 #include "keys/keyobj.h"
+#include "keys/privkey.h"
+#include "envelope/wrapkey.h"
 #include "ossl/provider.h"
 #include "util/err.h"
 
@@ -40,12 +42,15 @@ static int der2keyset_does_selection(void *provctx, int selection)
 /* Hands a loaded keyset on by reference (keymgmt load takes it). */
 static int emit_ref(KMSENV_KEYOBJ **k, OSSL_CALLBACK *data_cb, void *data_cbarg)
 {
+    const char *dtype = (*k)->kind == KMSENV_KIND_PRIVKEY
+                            ? kmsenv_wk_type_name((*k)->pk.type)
+                            : KMSENV_KEYSET_NAME;
     OSSL_PARAM params[4];
     int type = OSSL_OBJECT_PKEY;
 
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
-                                                 (char *)KMSENV_KEYSET_NAME, 0);
+                                                 (char *)dtype, 0);
     params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE,
                                                   k, sizeof(*k));
     params[3] = OSSL_PARAM_construct_end();
@@ -70,9 +75,13 @@ static int pass_on(const unsigned char *der, size_t len, const char *structure,
                    OSSL_CALLBACK *data_cb, void *data_cbarg)
 {
     OSSL_PARAM params[4], *p = params;
+    int wt = kmsenv_wrapkey_peek_type(der, len);
+    const char *dtype = wt != 0 ? kmsenv_wk_type_name(wt) : KMSENV_KEYSET_NAME;
 
+    if (structure != NULL && wt != 0)
+        structure = KMSENV_WRAPPED_STRUCTURE;
     *p++ = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
-                                            (char *)KMSENV_KEYSET_NAME, 0);
+                                            (char *)dtype, 0);
     if (structure != NULL)
         *p++ = OSSL_PARAM_construct_utf8_string(
             OSSL_OBJECT_PARAM_DATA_STRUCTURE, (char *)structure, 0);
@@ -157,11 +166,11 @@ static int pem2der_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     return ok;
 }
 
-static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
-                             OSSL_CALLBACK *data_cb, void *data_cbarg,
-                             OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+/* The DER -> key step for keysets (type 0) and wrapped private keys of
+ * one type: input of another kind or type is left alone. */
+static int der2obj(KMSENV_PROV *prov, int type, OSSL_CORE_BIO *cin,
+                   int selection, OSSL_CALLBACK *data_cb, void *data_cbarg)
 {
-    KMSENV_PROV *prov = ctx;
     KMSENV_KEYOBJ *k = NULL;
     unsigned char *buf = NULL;
     size_t len = 0;
@@ -171,16 +180,31 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     KMSENV_ENTER(prov);
     kmsenv_log(2, "  selection 0x%x", (unsigned)selection);
 
-    /* Asked only for a public key or parameters: a keyset has neither, and
-     * unwrapping (a KMS call) would be wasted. */
-    if (!der2keyset_does_selection(prov, selection))
+    /* Asked only for parameters (or, for a keyset, a public key): nothing
+     * to give, and unwrapping (a KMS call) would be wasted. */
+    if (type == 0 && !der2keyset_does_selection(prov, selection))
+        return 1;
+    if (type != 0 && !wants_private(selection) &&
+        (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0)
         return 1;
     if ((in = BIO_new_from_core_bio(prov->libctx, cin)) == NULL)
         return 0;
     r = kmsenv_input_read_der(in, &buf, &len, "DER input");
     BIO_free(in);
-    if (r <= 0) /* not a keyset: come back empty-handed */
+    if (r <= 0) /* not ours: come back empty-handed */
         return r == 0;
+    if (type != kmsenv_wrapkey_peek_type(buf, len)) {
+        OPENSSL_free(buf);
+        return 1;
+    }
+    if (type != 0 && !wants_private(selection)) {
+        /* a public key is wanted: the header has it, no unwrap */
+        k = kmsenv_privkey_load_public(&prov->keys, buf, len);
+        ok = k != NULL && emit_ref(&k, data_cb, data_cbarg);
+        kmsenv_keyobj_free(k);
+        OPENSSL_free(buf);
+        return ok;
+    }
     if (kmsenv_handoff_holds(buf, len)) {
         KMSENV_HANDOFF *h = kmsenv_handoff(); /* holds: not NULL */
 
@@ -197,6 +221,13 @@ static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
     kmsenv_keyobj_free(k); /* NULL if keymgmt load took it */
     OPENSSL_free(buf);
     return ok;
+}
+
+static int der2keyset_decode(void *ctx, OSSL_CORE_BIO *cin, int selection,
+                             OSSL_CALLBACK *data_cb, void *data_cbarg,
+                             OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+{
+    return der2obj(ctx, 0, cin, selection, data_cb, data_cbarg);
 }
 
 const OSSL_DISPATCH kmsenv_pem2der_decoder_functions[] = {
@@ -253,3 +284,30 @@ const OSSL_DISPATCH kmsenv_der2keyset_decoder_functions[] = {
      (void (*)(void))der2keyset_does_selection},
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))der2keyset_decode},
     {0, NULL}};
+
+/* DER -> wrapped private key, one decoder per key type. */
+static int der2priv_does_selection(void *provctx, int selection)
+{
+    return wants_private(selection) ||
+           (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0;
+}
+
+#define DER2PRIV(tag, TYPE)                                                    \
+    static int der2priv_##tag(void *ctx, OSSL_CORE_BIO *cin, int selection,    \
+                              OSSL_CALLBACK *data_cb, void *data_cbarg,        \
+                              OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg) \
+    {                                                                          \
+        return der2obj(ctx, TYPE, cin, selection, data_cb, data_cbarg);        \
+    }                                                                          \
+    const OSSL_DISPATCH kmsenv_der2##tag##_decoder_functions[] = {             \
+        {OSSL_FUNC_DECODER_NEWCTX, (void (*)(void))dec_newctx},                \
+        {OSSL_FUNC_DECODER_FREECTX, (void (*)(void))dec_freectx},              \
+        {OSSL_FUNC_DECODER_DOES_SELECTION,                                     \
+         (void (*)(void))der2priv_does_selection},                             \
+        {OSSL_FUNC_DECODER_DECODE, (void (*)(void))der2priv_##tag},            \
+        {0, NULL}}
+
+DER2PRIV(rsa, KMSENV_WK_RSA);
+DER2PRIV(rsapss, KMSENV_WK_RSA_PSS);
+DER2PRIV(ec, KMSENV_WK_EC);
+DER2PRIV(ed25519, KMSENV_WK_ED25519);

@@ -8,6 +8,8 @@
  * key requests (SubjectPublicKeyInfo, "openssl pkey -pubout") reach an
  * encoder that says so instead of failing without a word. */
 #include "keys/keyobj.h"
+#include "keys/privkey.h"
+#include <openssl/x509.h>
 #include "ossl/provider.h"
 #include "util/err.h"
 
@@ -123,8 +125,11 @@ static int write_wrapped(void *ctx, OSSL_CORE_BIO *cout, const void *obj,
         !kmsenv_keyobj_get_der(k, &der, &len))
         return 0;
     out = BIO_new_from_core_bio(c->prov->libctx, cout);
-    ok = out != NULL && (pem ? PEM_write_bio(out, KMSENV_KEYSET_PEM_LABEL, "",
-                                             der, (long)len) > 0
+    ok = out != NULL && (pem ? PEM_write_bio(out,
+                                             k->kind == KMSENV_KIND_PRIVKEY
+                                                 ? KMSENV_WRAPPED_PEM_LABEL
+                                                 : KMSENV_KEYSET_PEM_LABEL,
+                                             "", der, (long)len) > 0
                              : BIO_write(out, der, (int)len) == (int)len);
     BIO_free(out);
     OPENSSL_free(der);
@@ -158,7 +163,9 @@ static int enc_text(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
     KMSENV_ENTER(c->prov);
     out = BIO_new_from_core_bio(c->prov->libctx, cout);
     ok = out != NULL && obj_raw != NULL &&
-         kmsenv_keyobj_describe((KMSENV_KEYOBJ *)obj_raw, out);
+         (((const KMSENV_KEYOBJ *)obj_raw)->kind == KMSENV_KIND_PRIVKEY
+              ? kmsenv_privkey_describe((KMSENV_KEYOBJ *)obj_raw, out)
+              : kmsenv_keyobj_describe((KMSENV_KEYOBJ *)obj_raw, out));
 
     BIO_free(out);
     return ok;
@@ -214,4 +221,54 @@ const OSSL_DISPATCH kmsenv_keyset2pub_encoder_functions[] = {
     {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))enc_freectx},
     {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))enc_pub_does_selection},
     {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))enc_pub},
+    {0, NULL}};
+
+/* The public key of a wrapped private key (openssl pkey -pubout): the
+ * SubjectPublicKeyInfo from its header, as DER or "PUBLIC KEY" PEM. */
+static int write_spki(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
+                      int pem)
+{
+    ENC_CTX *c = ctx;
+    const KMSENV_KEYOBJ *k = obj_raw;
+    BIO *out;
+    int ok;
+
+    KMSENV_ENTER(c->prov);
+    if (k == NULL || k->kind != KMSENV_KIND_PRIVKEY || k->pk.spki == NULL)
+        return 0;
+    out = BIO_new_from_core_bio(c->prov->libctx, cout);
+    ok = out != NULL && (pem ? PEM_write_bio(out, "PUBLIC KEY", "", k->pk.spki,
+                                             (long)k->pk.spkilen) > 0
+                             : BIO_write(out, k->pk.spki, (int)k->pk.spkilen) ==
+                                   (int)k->pk.spkilen);
+    BIO_free(out);
+    return ok;
+}
+
+static int enc_spki_pem(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
+                        const OSSL_PARAM obj_abstract[], int selection,
+                        OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
+{
+    return write_spki(ctx, cout, obj_raw, 1);
+}
+
+static int enc_spki_der(void *ctx, OSSL_CORE_BIO *cout, const void *obj_raw,
+                        const OSSL_PARAM obj_abstract[], int selection,
+                        OSSL_PASSPHRASE_CALLBACK *cb, void *cbarg)
+{
+    return write_spki(ctx, cout, obj_raw, 0);
+}
+
+const OSSL_DISPATCH kmsenv_priv2spki_pem_encoder_functions[] = {
+    {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))enc_newctx},
+    {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))enc_freectx},
+    {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))enc_pub_does_selection},
+    {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))enc_spki_pem},
+    {0, NULL}};
+
+const OSSL_DISPATCH kmsenv_priv2spki_der_encoder_functions[] = {
+    {OSSL_FUNC_ENCODER_NEWCTX, (void (*)(void))enc_newctx},
+    {OSSL_FUNC_ENCODER_FREECTX, (void (*)(void))enc_freectx},
+    {OSSL_FUNC_ENCODER_DOES_SELECTION, (void (*)(void))enc_pub_does_selection},
+    {OSSL_FUNC_ENCODER_ENCODE, (void (*)(void))enc_spki_der},
     {0, NULL}};

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Provider entry point: configuration, algorithm tables, reason strings. */
 #include "ossl/provider.h"
+#include "keys/privkey.h"
 #include "kms/http.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -25,15 +26,59 @@ static OSSL_FUNC_provider_query_operation_fn kmsenv_query;
 static OSSL_FUNC_provider_get_reason_strings_fn kmsenv_reasons;
 
 #define PROPS "provider=kmsenv"
+/* The standard names and OIDs, as the default provider registers them. */
+#define N_RSA "RSA:rsaEncryption:1.2.840.113549.1.1.1"
+#define N_RSAPSS "RSA-PSS:RSASSA-PSS:1.2.840.113549.1.1.10"
+#define N_EC "EC:id-ecPublicKey:1.2.840.10045.2.1"
+#define N_ED25519 "ED25519:1.3.101.112"
+#define WRAPPED_DEC(n, f)                                                      \
+    {                                                                          \
+        n, PROPS ",input=der,structure=" KMSENV_WRAPPED_STRUCTURE, f,          \
+            "kmsenv wrapped private key (unwraps once)"                        \
+    }
+#define WRAPPED_ENC(n)                                                         \
+    {n, PROPS ",output=pem,structure=PrivateKeyInfo",                          \
+     kmsenv_keyset2pem_encoder_functions, "kmsenv wrapped key as PEM"},        \
+        {n, PROPS ",output=der,structure=PrivateKeyInfo",                      \
+         kmsenv_keyset2der_encoder_functions, "kmsenv wrapped key as DER"},    \
+        {n, PROPS ",output=text", kmsenv_keyset2text_encoder_functions,        \
+         "kmsenv wrapped key: public part and metadata"},                      \
+        {n, PROPS ",output=pem,structure=SubjectPublicKeyInfo",                \
+         kmsenv_priv2spki_pem_encoder_functions, "public key as PEM"},         \
+    {                                                                          \
+        n, PROPS ",output=der,structure=SubjectPublicKeyInfo",                 \
+            kmsenv_priv2spki_der_encoder_functions, "public key as DER"        \
+    }
 
 static const OSSL_ALGORITHM keymgmts[] = {
     {KMSENV_KEYSET_NAME, PROPS, kmsenv_keyset_keymgmt_functions,
      "kmsenv keyset: versioned data keys wrapped by a KMS key"},
+    {N_RSA, PROPS, kmsenv_rsa_keymgmt_functions, "kmsenv wrapped RSA key"},
+    {N_RSAPSS, PROPS, kmsenv_rsapss_keymgmt_functions,
+     "kmsenv wrapped RSA-PSS key"},
+    {N_EC, PROPS, kmsenv_ec_keymgmt_functions, "kmsenv wrapped EC key"},
+    {N_ED25519, PROPS, kmsenv_ed25519_keymgmt_functions,
+     "kmsenv wrapped Ed25519 key"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM signatures[] = {
+    {N_RSA, PROPS, kmsenv_rsa_signature_functions,
+     "RSA signatures with a wrapped key"},
+    {"ECDSA", PROPS, kmsenv_ecdsa_signature_functions,
+     "ECDSA with a wrapped key"},
+    {N_ED25519, PROPS, kmsenv_ed25519_signature_functions,
+     "Ed25519 with a wrapped key"},
     {NULL, NULL, NULL, NULL}};
 
 static const OSSL_ALGORITHM asym_ciphers[] = {
     {KMSENV_KEYSET_NAME, PROPS, kmsenv_keyset_asym_cipher_functions,
      "kmsenv context-bound records (XAES-256-GCM)"},
+    {N_RSA, PROPS, kmsenv_rsa_asym_cipher_functions,
+     "RSA decryption with a wrapped key"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM keyexchs[] = {
+    {"ECDH", PROPS, kmsenv_ecdh_keyexch_functions, "ECDH with a wrapped key"},
     {NULL, NULL, NULL, NULL}};
 
 static const OSSL_ALGORITHM decoders[] = {
@@ -43,6 +88,10 @@ static const OSSL_ALGORITHM decoders[] = {
      "kmsenv DER keyset, loaded early so that errors survive"},
     {KMSENV_KEYSET_NAME, PROPS ",input=der,structure=" KMSENV_KEYSET_STRUCTURE,
      kmsenv_der2keyset_decoder_functions, "kmsenv keyset (unwraps once)"},
+    WRAPPED_DEC(N_RSA, kmsenv_der2rsa_decoder_functions),
+    WRAPPED_DEC(N_RSAPSS, kmsenv_der2rsapss_decoder_functions),
+    WRAPPED_DEC(N_EC, kmsenv_der2ec_decoder_functions),
+    WRAPPED_DEC(N_ED25519, kmsenv_der2ed25519_decoder_functions),
     {NULL, NULL, NULL, NULL}};
 
 /* The structure property must be PrivateKeyInfo for PEM_write_bio_PrivateKey
@@ -60,6 +109,10 @@ static const OSSL_ALGORITHM encoders[] = {
      kmsenv_keyset2pub_encoder_functions, "kmsenv keyset: no public key"},
     {KMSENV_KEYSET_NAME, PROPS ",output=der,structure=SubjectPublicKeyInfo",
      kmsenv_keyset2pub_encoder_functions, "kmsenv keyset: no public key"},
+    WRAPPED_ENC(N_RSA),
+    WRAPPED_ENC(N_RSAPSS),
+    WRAPPED_ENC(N_EC),
+    WRAPPED_ENC(N_ED25519),
     {NULL, NULL, NULL, NULL}};
 
 static const OSSL_ALGORITHM ciphers[] = {
@@ -79,6 +132,10 @@ static const OSSL_ALGORITHM *kmsenv_query(void *provctx, int id, int *no_cache)
         return keymgmts;
     case OSSL_OP_ASYM_CIPHER:
         return asym_ciphers;
+    case OSSL_OP_SIGNATURE:
+        return signatures;
+    case OSSL_OP_KEYEXCH:
+        return keyexchs;
     case OSSL_OP_DECODER:
         return decoders;
     case OSSL_OP_ENCODER:
@@ -141,6 +198,7 @@ static void prov_free(KMSENV_PROV *prov)
     OPENSSL_free(prov->allowed_keks);
     OPENSSL_free(prov->debug);
     kmsenv_kms_env_cleanup(&prov->kms);
+    kmsenv_inner_free(prov->keys.inner);
     if (prov->http_ref)
         kmsenv_http_global_unref();
     OPENSSL_free(prov);
@@ -317,7 +375,8 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
     prov->keys.libctx = prov->libctx;
     prov->keys.kms = &prov->kms;
     prov->keys.redirect = prov->redirect;
-    if ((prov->registry = kmsenv_registry_new()) == NULL)
+    if ((prov->registry = kmsenv_registry_new()) == NULL ||
+        (prov->keys.inner = kmsenv_inner_new()) == NULL)
         goto err;
     kmsenv_log(2, "provider init: keyring=%s keyset=%s context=%s",
                prov->keyring ? prov->keyring : "-",

@@ -51,5 +51,21 @@ extern const OSSL_DISPATCH kmsenv_keyset2text_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_keyset2pub_encoder_functions[];
 extern const OSSL_DISPATCH kmsenv_store_functions[];
 extern const OSSL_DISPATCH kmsenv_stream_cipher_functions[];
+/* wrapped private keys */
+extern const OSSL_DISPATCH kmsenv_rsa_keymgmt_functions[];
+extern const OSSL_DISPATCH kmsenv_rsapss_keymgmt_functions[];
+extern const OSSL_DISPATCH kmsenv_ec_keymgmt_functions[];
+extern const OSSL_DISPATCH kmsenv_ed25519_keymgmt_functions[];
+extern const OSSL_DISPATCH kmsenv_rsa_signature_functions[];
+extern const OSSL_DISPATCH kmsenv_ecdsa_signature_functions[];
+extern const OSSL_DISPATCH kmsenv_ed25519_signature_functions[];
+extern const OSSL_DISPATCH kmsenv_rsa_asym_cipher_functions[];
+extern const OSSL_DISPATCH kmsenv_ecdh_keyexch_functions[];
+extern const OSSL_DISPATCH kmsenv_der2rsa_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_der2rsapss_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_der2ec_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_der2ed25519_decoder_functions[];
+extern const OSSL_DISPATCH kmsenv_priv2spki_pem_encoder_functions[];
+extern const OSSL_DISPATCH kmsenv_priv2spki_der_encoder_functions[];
 
 #endif

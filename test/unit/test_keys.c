@@ -18,7 +18,7 @@
 
 static char dir[256], kek[300], ks[300], logpath[300];
 static KMSENV_KMS_ENV kms;
-static KMSENV_KEYS_ENV env = {NULL, NULL, &kms, NULL};
+static KMSENV_KEYS_ENV env = {NULL, NULL, &kms, NULL, NULL};
 
 static int unwraps(void)
 {

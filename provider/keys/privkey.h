@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Wrapped private keys: the second kind of key object
+ * (KMSENV_KIND_PRIVKEY). Loading unwraps once through the keyring and
+ * holds the private key as an inner EVP_PKEY in a provider-private library
+ * context that loads only the default provider (never the provider's own
+ * child context, which contains kmsenv itself), so every operation after
+ * the load runs locally with the default implementations. */
+#ifndef KMSENV_KEYS_PRIVKEY_H
+#define KMSENV_KEYS_PRIVKEY_H
+
+#include <openssl/evp.h>
+#include "keys/keyobj.h"
+
+typedef struct kmsenv_inner_st KMSENV_INNER;
+
+/* The per-provider holder of the inner library context (made lazily,
+ * once; freed with the provider). */
+KMSENV_INNER *kmsenv_inner_new(void);
+void kmsenv_inner_free(KMSENV_INNER *in);
+/* The inner library context (default provider only), or NULL with an
+ * error raised. */
+OSSL_LIB_CTX *kmsenv_inner_libctx(const KMSENV_KEYS_ENV *env);
+
+/* Decodes a wrapped private key and unwraps it: exactly one keyring call.
+ * redirect overrides the provider's when not NULL. */
+KMSENV_KEYOBJ *kmsenv_privkey_load(const KMSENV_KEYS_ENV *env,
+                                   const unsigned char *der, size_t len,
+                                   const char *origin, const char *redirect);
+/* A public-only object of type from the public key in der (no unwrap). */
+KMSENV_KEYOBJ *kmsenv_privkey_load_public(const KMSENV_KEYS_ENV *env,
+                                          const unsigned char *der, size_t len);
+/* Wraps a private key given as DER (PKCS#8 or traditional) under the
+ * keyring spec: a new object holding it and its wrapped encoding. type is
+ * the expected type (0: any supported). */
+KMSENV_KEYOBJ *kmsenv_privkey_wrap(const KMSENV_KEYS_ENV *env, int type,
+                                   const unsigned char *key, size_t keylen,
+                                   const char *spec);
+/* A public-only object of type from an imported public key (the caller's
+ * EVP_PKEY in the inner library context; taken over). */
+KMSENV_KEYOBJ *kmsenv_privkey_from_public(const KMSENV_KEYS_ENV *env, int type,
+                                          EVP_PKEY *pub);
+KMSENV_KEYOBJ *kmsenv_privkey_dup(KMSENV_KEYOBJ *k);
+/* Writes the public description (never private numbers). */
+int kmsenv_privkey_describe(KMSENV_KEYOBJ *k, BIO *out);
+
+#endif

@@ -1,0 +1,488 @@
+# SPDX-License-Identifier: Apache-2.0
+# Wrapped private keys used unmodified by real consumers: kmsenv wrap (and
+# --generate), openssl pkey (-pubout, -text, the wrapped form written
+# back), req (self-signed and CSR), a CA whose key is wrapped (x509 -req
+# -CAkey), and s_server + s_client over TLS 1.2 and 1.3 for RSA, RSA-PSS,
+# ECDSA P-256/P-384 and Ed25519, in both provider orders; one keyring
+# unwrap per server, none per handshake.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use Kmsenv;
+
+my $d = tmpdir();
+my $B = build_dir();
+make_kek("$d/kek");
+make_kek("$d/kek2");
+my @DEF = ('-provider-path', $B, '-provider', 'default', '-provider', 'kmsenv');
+my @KMS = ('-provider-path', $B, '-provider', 'kmsenv', '-provider', 'default');
+
+sub plain { run({ env => { OPENSSL_CONF => '/dev/null' } }, 'openssl', @_) }
+sub with  { my $order = shift; my $sub = shift;
+    run({ env => { OPENSSL_CONF => '/dev/null' } }, 'openssl', $sub, @$order, @_) }
+
+# key types: name => genpkey args
+my %gen = (
+    rsa     => [qw(-algorithm RSA -pkeyopt rsa_keygen_bits:2048)],
+    rsapss  => [qw(-algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048)],
+    p256    => [qw(-algorithm EC -pkeyopt ec_paramgen_curve:P-256)],
+    p384    => [qw(-algorithm EC -pkeyopt ec_paramgen_curve:P-384)],
+    ed25519 => [qw(-algorithm ED25519)],
+);
+my @types = qw(rsa rsapss p256 p384 ed25519);
+
+# --- making wrapped keys ---------------------------------------------------
+for my $t (@types) {
+    my ($rc, $o, $e) = plain('genpkey', @{ $gen{$t} }, '-out', "$d/$t.key");
+    is($rc, 0, "$t: plain key") or diag($e);
+    ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/$t.key", '--out',
+        "$d/$t.w.pem", '--keyring', "file:$d/kek");
+    is($rc, 0, "$t: kmsenv wrap") or diag($e);
+    my $w = slurp("$d/$t.w.pem");
+    like($w, qr/^-----BEGIN KMSENV WRAPPED PRIVATE KEY-----\n/, "$t: wrapped PEM label");
+    unlike($w, qr/PRIVATE KEY-----\n.*BEGIN/s, "$t: one block only");
+    is((stat("$d/$t.w.pem"))[2] & 0777, 0600, "$t: written mode 0600");
+}
+
+# traditional PEM and DER inputs
+{
+    my ($rc, $o, $e) = plain('ec', '-in', "$d/p256.key", '-out', "$d/trad.pem");
+    is($rc, 0, 'traditional EC key');
+    like(slurp("$d/trad.pem"), qr/BEGIN EC PRIVATE KEY/, 'it is traditional');
+    ($rc, $o, $e) = plain('pkey', '-in', "$d/rsa.key", '-outform', 'DER', '-out', "$d/rsa.der");
+    is($rc, 0, 'DER RSA key');
+    for my $in ("trad.pem", "rsa.der") {
+        ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/$in", '--out', "$d/$in.w.pem",
+            '--keyring', "file:$d/kek");
+        is($rc, 0, "kmsenv wrap --in $in") or diag($e);
+    }
+    my ($r1, $p1) = plain('pkey', '-in', "$d/p256.key", '-pubout');
+    my ($r2, $p2) = with(\@DEF, 'pkey', '-in', "$d/trad.pem.w.pem", '-pubout');
+    is($p2, $p1, 'traditional input: same public key');
+}
+
+# refused: unsupported type and size, no keyring, --out over --in
+{
+    plain('genpkey', '-algorithm', 'ED448', '-out', "$d/ed448.key");
+    my ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/ed448.key", '--out', "$d/x.pem",
+        '--keyring', "file:$d/kek");
+    isnt($rc, 0, 'Ed448 refused');
+    plain('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', "$d/r1024.key");
+    ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/r1024.key", '--out', "$d/x.pem",
+        '--keyring', "file:$d/kek");
+    isnt($rc, 0, 'RSA-1024 refused');
+    like($e, qr/2048 to 4096 bits/, 'the error says which sizes');
+    plain('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:secp256k1', '-out', "$d/k1.key");
+    ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/k1.key", '--out', "$d/x.pem",
+        '--keyring', "file:$d/kek");
+    isnt($rc, 0, 'secp256k1 refused');
+    ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/rsa.key", '--out', "$d/x.pem");
+    isnt($rc, 0, 'no keyring: refused');
+    like($e, qr/keyring/i, 'the error names the keyring');
+    ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/rsa.key", '--out', "$d/rsa.key",
+        '--keyring', "file:$d/kek");
+    is($rc, 2, '--out over --in refused');
+    ok(!-e "$d/x.pem", 'nothing written on failure');
+}
+
+# --generate: the key is made inside the provider
+for my $g (['ec', 'P-256'], ['p-384', 'P-384'], ['rsa', 'RSA'], ['ed25519', 'ED25519']) {
+    my ($rc, $o, $e) = kmsenv_cli('wrap', '--generate', $g->[0], '--out',
+        "$d/gen-$g->[0].pem", '--keyring', "file:$d/kek");
+    is($rc, 0, "kmsenv wrap --generate $g->[0]") or diag($e);
+    ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$d/gen-$g->[0].pem", '-text', '-noout');
+    is($rc, 0, "generated $g->[0]: loads") or diag($e);
+    like($o, qr/\Q$g->[1]\E|Public-Key|ED25519/i, "generated $g->[0]: of its type");
+}
+
+# --- the public part exports, the private part never ----------------------
+for my $t (@types) {
+    my ($r1, $p1) = plain('pkey', '-in', "$d/$t.key", '-pubout');
+    for my $o ([\@DEF, 'default first'], [\@KMS, 'kmsenv first']) {
+        my ($rc, $p2, $e) = with($o->[0], 'pkey', '-in', "$d/$t.w.pem", '-pubout');
+        is($rc, 0, "$t ($o->[1]): pkey -pubout") or diag($e);
+        is($p2, $p1, "$t ($o->[1]): the same public key as the plain key");
+    }
+    my ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$d/$t.w.pem", '-text', '-noout');
+    is($rc, 0, "$t: pkey -text") or diag($e);
+    like($o, qr/never shown/, "$t: -text says the private key is wrapped");
+    unlike($o, qr/priv(ate)?[-_ ]?(key|Exponent)?:|prime1|exponent1|coefficient/i,
+        "$t: -text shows no private numbers");
+    ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$d/$t.w.pem");
+    is($rc, 0, "$t: pkey writes it") or diag($e);
+    is($o, slurp("$d/$t.w.pem"), "$t: pkey writes the wrapped form back");
+    ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$d/$t.w.pem", '-traditional');
+    unlike($o, qr/BEGIN (RSA |EC )?PRIVATE KEY/, "$t: no plaintext key with -traditional");
+}
+
+# --- certificates ----------------------------------------------------------
+for my $t (@types) {
+    my ($rc, $o, $e) = with(\@DEF, 'req', '-new', '-x509', '-key', "$d/$t.w.pem",
+        '-subj', '/CN=localhost', '-days', '2', '-out', "$d/$t.crt");
+    is($rc, 0, "$t: req -x509 with the wrapped key") or diag($e);
+    ($rc, $o, $e) = plain('verify', '-CAfile', "$d/$t.crt", "$d/$t.crt");
+    is($rc, 0, "$t: its self-signed certificate verifies") or diag($e);
+}
+{
+    my ($rc, $o, $e) = with(\@DEF, 'req', '-new', '-key', "$d/p256.w.pem",
+        '-subj', '/CN=csr.example', '-out', "$d/p256.csr");
+    is($rc, 0, 'req -new (CSR) with a wrapped key') or diag($e);
+    ($rc, $o, $e) = plain('req', '-in', "$d/p256.csr", '-verify', '-noout');
+    is($rc, 0, 'the CSR signature verifies') or diag($e);
+
+    # a CA whose key is wrapped signs a leaf; the leaf verifies
+    for my $ca (qw(rsa p256)) {
+        ($rc, $o, $e) = plain('req', '-new', '-key', "$d/p384.key", '-subj',
+            "/CN=leaf-$ca", '-out', "$d/leaf-$ca.csr");
+        ($rc, $o, $e) = with(\@DEF, 'x509', '-req', '-in', "$d/leaf-$ca.csr",
+            '-CA', "$d/$ca.crt", '-CAkey', "$d/$ca.w.pem", '-CAcreateserial',
+            '-days', '1', '-out', "$d/leaf-$ca.crt");
+        is($rc, 0, "x509 -req -CAkey wrapped $ca CA key") or diag($e);
+        ($rc, $o, $e) = plain('verify', '-CAfile', "$d/$ca.crt", "$d/leaf-$ca.crt");
+        is($rc, 0, "the leaf issued by the wrapped $ca CA key verifies") or diag($e);
+    }
+    # a certificate that is not the key's is refused
+    ($rc, $o, $e) = with(\@DEF, 'x509', '-req', '-in', "$d/leaf-rsa.csr",
+        '-CA', "$d/p256.crt", '-CAkey', "$d/rsa.w.pem", '-CAcreateserial',
+        '-days', '1', '-out', "$d/mismatch.crt");
+    isnt($rc, 0, 'CA certificate and wrapped key that do not match: refused');
+}
+
+# --- TLS ------------------------------------------------------------------
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+        LocalPort => 0, Proto => 'tcp') or die "socket: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# Starts s_server (n connections, then it exits); returns (pid, port, dir).
+sub start_server {
+    my ($order, $cert, $key, $n, $env) = @_;
+    my $t = tmpdir();
+    my $port = free_port();
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        my %e = (san_env(), OPENSSL_CONF => '/dev/null', %{ $env // {} });
+        $ENV{$_} = $e{$_} for keys %e;
+        open(STDIN, '<', '/dev/null') or die;
+        open(STDOUT, '>', "$t/out") or die;
+        open(STDERR, '>', "$t/err") or die;
+        alarm(90);
+        exec('openssl', 's_server', @$order, '-accept', "127.0.0.1:$port",
+            '-naccept', $n, '-cert', $cert, '-key', $key, '-www') or die;
+    }
+    for (1 .. 600) {
+        last if slurp("$t/out") =~ /ACCEPT/;
+        last if waitpid($pid, 1) == $pid;
+        select(undef, undef, undef, 0.05);
+    }
+    return ($pid, $port, $t);
+}
+
+sub finish_server {
+    my ($pid, $t) = @_;
+    waitpid($pid, 0);
+    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+    my $e = slurp("$t/err");
+    $rc = 97 if $e =~ /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)/;
+    return ($rc, $e);
+}
+
+sub client {
+    my ($port, $ca, @args) = @_;
+    return run({ env => { OPENSSL_CONF => '/dev/null' }, stdin => "GET / HTTP/1.0\r\n\r\n" },
+        'openssl', 's_client', '-connect', "127.0.0.1:$port", '-CAfile', $ca,
+        '-verify_return_error', '-servername', 'localhost', @args);
+}
+
+# Default first (the recommended order) for every type; kmsenv first for
+# RSA, RSA-PSS and Ed25519 over both versions, and EC over TLS 1.3 (with
+# kmsenv first, OpenSSL 3.0's libssl drops the P-curves as key exchange
+# groups, whose keymgmt fetch then lands on kmsenv, and with them a
+# TLS 1.2 ECDSA certificate: see README "Provider order").
+my @runs;
+for my $t (@types) {
+    push @runs, [$t, \@DEF, 'default first', [qw(-tls1_2 -tls1_3)]];
+    push @runs, [$t, \@KMS, 'kmsenv first',
+        [$t =~ /^p/ ? qw(-tls1_3) : qw(-tls1_2 -tls1_3)]];
+}
+my $log_n = 0;
+for my $r (@runs) {
+    my ($t, $order, $oname, $vers) = @$r;
+    my $log = "$d/debug-" . $log_n++ . ".log";
+    my ($pid, $port, $sd) = start_server($order, "$d/$t.crt", "$d/$t.w.pem",
+        2 * @$vers, { KMSENV_DEBUG => "file:$log,level:1" });
+    for my $v (@$vers) {
+        for my $i (1, 2) {
+            my ($rc, $o, $e) = client($port, "$d/$t.crt", $v);
+            my $want = $v eq '-tls1_2' ? 'TLSv1.2' : 'TLSv1.3';
+            ok($rc == 0 && $o =~ /Verify return code: 0 \(ok\)/ && $o =~ /^New, \Q$want\E, Cipher is /m,
+                "$t ($oname): s_server with the wrapped key, $want handshake $i")
+              or diag("$o\n$e");
+        }
+    }
+    my ($src, $serr) = finish_server($pid, $sd);
+    is($src, 0, "$t ($oname): s_server exits cleanly") or diag($serr);
+    my $calls = () = slurp($log) =~ /keyring call: unwrap/g;
+    is($calls, 1, "$t ($oname): one keyring unwrap for " . 2 * @$vers . " handshakes");
+}
+
+# RSA-PSS signatures with an RSA key, forced on the client
+{
+    my ($pid, $port, $sd) = start_server(\@DEF, "$d/rsa.crt", "$d/rsa.w.pem", 2);
+    my ($rc, $o, $e) = client($port, "$d/rsa.crt", '-tls1_2', '-sigalgs', 'RSA-PSS+SHA256');
+    ok($rc == 0 && $o =~ /Peer signature type: RSA-PSS/, 'RSA key: RSA-PSS signature (TLS 1.2)')
+      or diag("$o\n$e");
+    ($rc, $o, $e) = client($port, "$d/rsa.crt", '-tls1_2', '-sigalgs', 'RSA+SHA256');
+    ok($rc == 0 && $o =~ /Peer signature type: RSA\b/, 'RSA key: PKCS#1 v1.5 signature (TLS 1.2)')
+      or diag("$o\n$e");
+    my ($src, $serr) = finish_server($pid, $sd);
+    is($src, 0, 's_server exits cleanly') or diag($serr);
+}
+
+# TLS 1.2 RSA key exchange: the premaster is decrypted with the wrapped key
+for my $o ([\@DEF, 'default first'], [\@KMS, 'kmsenv first']) {
+    my ($pid, $port, $sd) = start_server($o->[0], "$d/rsa.crt", "$d/rsa.w.pem", 1);
+    my ($rc, $out, $e) = client($port, "$d/rsa.crt", '-tls1_2', '-cipher', 'AES128-GCM-SHA256');
+    ok($rc == 0 && $out =~ /^New, TLSv1\.2, Cipher is AES128-GCM-SHA256/m,
+        "RSA key exchange (TLS 1.2) with the wrapped key ($o->[1])") or diag("$out\n$e");
+    my ($src, $serr) = finish_server($pid, $sd);
+    is($src, 0, 's_server exits cleanly') or diag($serr);
+}
+
+# --- operations outside TLS, both orders ----------------------------------
+spurt("$d/msg", "attack at dawn\n");
+plain('pkey', '-in', "$d/$_.key", '-pubout', '-out', "$d/$_.pub") for @types;
+plain('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', "$d/peer.key");
+plain('pkey', '-in', "$d/peer.key", '-pubout', '-out', "$d/peer.pub");
+for my $o ([\@DEF, 'default first'], [\@KMS, 'kmsenv first']) {
+    my $n = $o->[1];
+    # RSA decryption: PKCS#1 v1.5 and OAEP (padding forwarded)
+    for my $pad ([], ['-pkeyopt', 'rsa_padding_mode:oaep']) {
+        plain('pkeyutl', '-encrypt', '-pubin', '-inkey', "$d/rsa.pub", @$pad,
+            '-in', "$d/msg", '-out', "$d/ct");
+        my ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-decrypt', '-inkey', "$d/rsa.w.pem",
+            @$pad, '-in', "$d/ct");
+        is($out, "attack at dawn\n", "RSA decrypt @$pad ($n)") or diag($e);
+    }
+    # ECDH: the same secret as the peer computes
+    my ($rc, $s1, $e) = with($o->[0], 'pkeyutl', '-derive', '-inkey', "$d/p256.w.pem",
+        '-peerkey', "$d/peer.pub");
+    my (undef, $s2) = plain('pkeyutl', '-derive', '-inkey', "$d/peer.key", '-peerkey', "$d/p256.pub");
+    ok($rc == 0 && length($s1) == 32 && $s1 eq $s2, "ECDH derive with the wrapped key ($n)")
+      or diag($e);
+    # RSA-PSS with options, ECDSA, Ed25519: verified with the plain public key
+    ($rc, my $out, $e) = with($o->[0], 'dgst', '-sha384', '-sigopt', 'rsa_padding_mode:pss',
+        '-sigopt', 'rsa_pss_saltlen:32', '-sign', "$d/rsa.w.pem", '-out', "$d/s.pss", "$d/msg");
+    is($rc, 0, "dgst -sign RSA-PSS with -sigopt ($n)") or diag($e);
+    ($rc, $out, $e) = plain('dgst', '-sha384', '-sigopt', 'rsa_padding_mode:pss',
+        '-sigopt', 'rsa_pss_saltlen:32', '-verify', "$d/rsa.pub", '-signature', "$d/s.pss", "$d/msg");
+    is($rc, 0, "  verifies ($n)") or diag($e);
+    for my $t (qw(p384 ed25519 rsapss)) {
+        my @md = $t eq 'ed25519' ? () : ('-digest', 'sha256');
+        ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-sign', '-rawin', @md, '-inkey',
+            "$d/$t.w.pem", '-in', "$d/msg", '-out', "$d/s.$t");
+        is($rc, 0, "pkeyutl -sign $t ($n)") or diag($e);
+        ($rc, $out, $e) = plain('pkeyutl', '-verify', '-rawin', @md, '-pubin', '-inkey',
+            "$d/$t.pub", '-in', "$d/msg", '-sigfile', "$d/s.$t");
+        is($rc, 0, "  verifies with the plain public key ($n)") or diag("$out$e");
+        ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-verify', '-rawin', @md, '-inkey',
+            "$d/$t.w.pem", '-in', "$d/msg", '-sigfile', "$d/s.$t");
+        is($rc, 0, "  and with the wrapped key ($n)") or diag("$out$e");
+    }
+    # plain keys still work with kmsenv loaded (a private key is never
+    # imported into the opaque keymgmt)
+    ($rc, $out, $e) = with($o->[0], 'dgst', '-sha256', '-sign', "$d/rsa.key", '-out',
+        "$d/s.plain", "$d/msg");
+    is($rc, 0, "a plain RSA key signs ($n)") or diag($e);
+    ($rc, $out, $e) = with($o->[0], 'pkeyutl', '-derive', '-inkey', "$d/peer.key",
+        '-peerkey', "$d/p256.pub");
+    ok($rc == 0 && $out eq $s2, "a plain EC key derives ($n)") or diag($e);
+}
+
+# --- no unwrap unless a private key is wanted ------------------------------
+{
+    my $log = "$d/pub.log";
+    my ($rc, $out, $e) = run({ env => { OPENSSL_CONF => '/dev/null',
+        KMSENV_DEBUG => "file:$log,level:1" } }, 'openssl', 'pkey', @DEF,
+        '-pubin', '-in', "$d/p256.w.pem", '-pubout');
+    my ($r1, $p1) = plain('pkey', '-in', "$d/p256.key", '-pubout');
+    is($out, $p1, 'pkey -pubin reads the public key of a wrapped key') or diag($e);
+    my $calls = () = slurp($log) =~ /keyring call: unwrap/g;
+    is($calls, 0, '  without a keyring call');
+}
+
+# --- a Python ssl server, configured through OPENSSL_CONF only -------------
+SKIP: {
+    my ($prc, $pver) = run({ env => { LD_PRELOAD => undef } },
+        'python3', '-c', 'import ssl; print(ssl.OPENSSL_VERSION)');
+    my ($orc, $over) = plain('version');
+    my ($pv) = $pver =~ /OpenSSL (\d+\.\d+)/;
+    my ($ov) = $over =~ /OpenSSL (\d+\.\d+)/;
+    skip("python3 ssl is not on this OpenSSL ($pver)", 6)
+      unless $prc == 0 && defined $pv && defined $ov && $pv eq $ov;
+    spurt("$d/py.cnf", <<"CNF");
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+kmsenv = kmsenv_sect
+[default_sect]
+activate = 1
+[kmsenv_sect]
+module = $B/kmsenv.so
+activate = 1
+CNF
+    spurt("$d/srv.py", <<'PY');
+import socket, ssl, sys
+cert, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+for _ in range(n):
+    c, _ = s.accept()
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(100)
+        t.sendall(b"HTTP/1.0 200 OK\r\n\r\nkmsenv python " + t.version().encode() + b"\n")
+        t.unwrap()
+        t.close()
+    except Exception as e:
+        print("ERR", e, flush=True)
+        c.close()
+PY
+    for my $t (qw(p256 rsa ed25519)) {
+        my $sd = tmpdir();
+        my $pid = fork() // die;
+        if ($pid == 0) {
+            my %e = (san_env(), OPENSSL_CONF => "$d/py.cnf");
+            # the interpreter is not instrumented: only our module is checked
+            $e{ASAN_OPTIONS} = 'detect_leaks=0' if exists $e{ASAN_OPTIONS};
+            $ENV{$_} = $e{$_} for keys %e;
+            open(STDOUT, '>', "$sd/out") or die;
+            open(STDERR, '>', "$sd/err") or die;
+            alarm(90);
+            exec('python3', "$d/srv.py", "$d/$t.crt", "$d/$t.w.pem", 2) or die;
+        }
+        my $port;
+        for (1 .. 400) {
+            ($port) = slurp("$sd/out") =~ /^(\d+)$/m;
+            last if $port || waitpid($pid, 1) == $pid;
+            select(undef, undef, undef, 0.05);
+        }
+        my @ok;
+        for my $v ('-tls1_2', '-tls1_3') {
+            my ($rc, $out, $e) = client($port // 1, "$d/$t.crt", $v, '-ign_eof');
+            push @ok, $out =~ /kmsenv python TLSv1\.[23]/ && $out =~ /Verify return code: 0/;
+        }
+        waitpid($pid, 0);
+        ok($ok[0], "$t: Python ssl server (load_cert_chain with the wrapped key), TLS 1.2")
+          or diag(slurp("$sd/out") . slurp("$sd/err"));
+        ok($ok[1], "$t: Python ssl server, TLS 1.3") or diag(slurp("$sd/err"));
+    }
+}
+
+# --- nginx: master + 2 workers, the key through OPENSSL_CONF only ---------
+SKIP: {
+    my $nginx = (grep { -x $_ } '/usr/sbin/nginx', '/usr/bin/nginx')[0];
+    skip('nginx not installed (scripts/deps.sh installs nginx-light)', 8) unless $nginx;
+    for my $t (qw(p256 rsa)) {
+        my $nd = tmpdir();
+        my $port = free_port();
+        spurt("$nd/nginx.conf", <<"CONF");
+worker_processes 2;
+master_process on;
+daemon off;
+user root;
+pid $nd/nginx.pid;
+error_log $nd/error.log notice;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $nd/tmp_body;
+    proxy_temp_path $nd/tmp_proxy;
+    fastcgi_temp_path $nd/tmp_fcgi;
+    uwsgi_temp_path $nd/tmp_uwsgi;
+    scgi_temp_path $nd/tmp_scgi;
+    server {
+        listen 127.0.0.1:$port ssl reuseport;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate $d/$t.crt;
+        ssl_certificate_key $d/$t.w.pem;
+        location / { return 200 "worker \$pid\\n"; }
+    }
+}
+CONF
+        my $log = "$nd/kmsenv.log";
+        my $pid = fork() // die;
+        if ($pid == 0) {
+            my %e = (san_env(), OPENSSL_CONF => "$d/py.cnf",
+                KMSENV_DEBUG => "file:$log,level:1");
+            $e{ASAN_OPTIONS} = 'detect_leaks=0' if exists $e{ASAN_OPTIONS};
+            $ENV{$_} = $e{$_} for keys %e;
+            open(STDOUT, '>', "$nd/out") or die;
+            open(STDERR, '>', "$nd/err") or die;
+            alarm(120);
+            exec($nginx, '-p', $nd, '-c', "$nd/nginx.conf", '-e', "$nd/err.log") or die;
+        }
+        for (1 .. 400) {
+            last if (() = slurp("$nd/error.log") =~ /start worker process/g) >= 2;
+            last if waitpid($pid, 1) == $pid;
+            select(undef, undef, undef, 0.05);
+        }
+        my (%workers, $good);
+        for my $i (1 .. 60) {
+            my ($rc, $out, $e) = run({ env => { LD_PRELOAD => undef, OPENSSL_CONF => '/dev/null' } },
+                'curl', '-sS', '--cacert', "$d/$t.crt", ($i % 2 ? '--tlsv1.2' : '--tlsv1.3'),
+                ($i % 2 ? ('--tls-max', '1.2') : ()),
+                '--resolve', "localhost:$port:127.0.0.1", "https://localhost:$port/");
+            if ($rc == 0 && $out =~ /^worker (\d+)$/) { $workers{$1}++; $good++ }
+            else { diag("curl $i: $rc $out $e") if !$good && $i < 3 }
+        }
+        is($good, 60, "nginx ($t): 60 HTTPS requests over TLS 1.2 and 1.3 with the wrapped key")
+          or diag(slurp("$nd/error.log") . slurp("$nd/err"));
+        is(scalar(keys %workers), 2, "nginx ($t): both workers served")
+          or diag(join(' ', %workers));
+        my $calls = () = slurp($log) =~ /keyring call: unwrap/g;
+        is($calls, 1, "nginx ($t): one keyring unwrap (in the master), none per connection");
+        kill('QUIT', $pid);
+        waitpid($pid, 0);
+        unlike(slurp("$nd/error.log") . slurp("$nd/err"), qr/\[(alert|emerg)\]|AddressSanitizer|runtime error/,
+            "nginx ($t): no alerts, no sanitizer report");
+    }
+}
+
+# --- failures name what failed ---------------------------------------------
+{
+    my ($rc, $o, $e) = kmsenv_cli('wrap', '--in', "$d/p256.key", '--out', "$d/k2.pem",
+        '--keyring', "file:$d/kek2");
+    is($rc, 0, 'wrapped under a second KEK');
+    unlink("$d/kek2");
+    ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$d/k2.pem", '-text', '-noout');
+    isnt($rc, 0, 'KEK gone: the load fails');
+    like($e, qr/kek2/, 'the error names the KEK');
+    # a header whose public key was swapped for another key's is refused
+    my $a = pem_body(slurp("$d/p256.w.pem"));
+    my ($rc2, $pa) = plain('pkey', '-in', "$d/p256.key", '-pubout', '-outform', 'DER');
+    my ($rc3, $pb) = plain('pkey', '-in', "$d/trad.pem", '-pubout', '-outform', 'DER');
+    plain('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', "$d/other.key");
+    my (undef, $pc) = plain('pkey', '-in', "$d/other.key", '-pubout', '-outform', 'DER');
+    my $i = index($a, $pa);
+    ok($i > 0 && length($pc) == length($pa), 'found the SPKI in the header');
+    substr($a, $i, length($pc)) = $pc;
+    spurt("$d/swapped.pem", pem_wrap('KMSENV WRAPPED PRIVATE KEY', $a));
+    ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$d/swapped.pem", '-text', '-noout');
+    isnt($rc, 0, 'public key swapped in the header: refused');
+    like($e, qr/unwrap|tamper|authentic/i, 'as an unwrap or tamper failure');
+}
+
+done_testing();
