@@ -45,6 +45,7 @@ for my $n (0, 1, $seg - 1, $seg, $seg + 1, 10 * 1024 * 1024) {
     is($err, '', "enc $n bytes: no prompt, no warning");
     ($rc, $out, $err) = enc("$d/c$n", "$d/b$n", d => 1);
     is($rc, 0, "enc -d $n bytes") or diag $err;
+    is($err, '', "enc -d $n bytes: no prompt, no warning");
     ok(slurp("$d/b$n") eq $pt, "$n bytes round-trip");
 }
 my $big = 10 * 1024 * 1024;
@@ -112,12 +113,30 @@ ok($rc != 0 && $err =~ /no keyset/, 'no keyset: clear error') or diag $err;
 
 my $ct = slurp("$d/c$big");
 my $small = slurp("$d/c" . ($seg + 1));
-my @cuts = (0, 1, 15, 16, 17, length($small) - 1, length($small) - 16,
-    length($small) - 17, length($small) - 33);
-# every frame boundary of the 10 MiB stream (+/- a few bytes), sampled
-for (my $b = 16; $b < length($ct) && @cuts < 200; $b += ($seg + 20) * 97) {
-    push @cuts, map { "big:$_" } ($b, $b + 3, $b - 2);
+# Frame boundaries, by walking the length fields (FORMATS.md §7.1): the
+# first frame of `openssl enc` is 4080 bytes (the lag), the others 4096.
+sub frames {
+    my ($s) = @_;
+    my ($pos, @b) = (16);
+    while (length($s) - $pos > 32) {
+        push @b, $pos;
+        $pos += 4 + unpack('N', substr($s, $pos, 4)) + 16;
+    }
+    return (@b, $pos);    # the last one is the tail's start
 }
+my @sb = frames($small);
+my @bb = frames($ct);
+is(scalar(@sb), 3, 'small stream: 2 frames and a tail');
+ok($bb[2] - $bb[1] == $bb[3] - $bb[2] && $bb[2] - $bb[1] == $seg + 20,
+    'openssl enc frames are 4096 bytes');
+my @cuts = (0, 1, 15, 16, 17, length($small) - 1, length($small) - 16,
+    length($small) - 17, length($small) - 33,
+    map { ($_, $_ + 3, $_ - 2) } @sb);
+# frame boundaries of the 10 MiB stream (+/- a few bytes), sampled
+for (my $i = 0; $i < @bb; $i += 37) {
+    push @cuts, map { "big:$_" } ($bb[$i], $bb[$i] + 3, $bb[$i] - 2);
+}
+push @cuts, "big:$bb[-1]";
 my $bad = 0;
 for my $c (@cuts) {
     my ($data, $len) = $c =~ /^big:(\d+)/ ? ($ct, $1) : ($small, $c);
@@ -153,11 +172,26 @@ is($bad, 0, '12 sampled tampered bytes of 10 MiB fail');
 {
     my $f = $seg + 20;
     my $t = $ct;
-    my $a = 16 + $f;
+    my $a = $bb[1];
     substr($t, $a, 2 * $f) = substr($ct, $a + $f, $f) . substr($ct, $a, $f);
     spurt("$d/t", $t);
     my ($r) = enc("$d/t", "$d/t.out", d => 1);
     isnt($r, 0, 'reordered frames fail');
+    # frame 0 (4080 bytes, checked) and at most 4064 unchecked bytes
+    ok(-s "$d/t.out" <= 4080 + 4064, 'reordered: released within the bound')
+        or diag -s "$d/t.out";
+}
+# A tampered length field: refused above 1 MiB before anything of that frame
+# is released (FORMATS.md §7.4).
+{
+    my $t = $ct;
+    substr($t, $bb[0], 1) = chr(ord(substr($t, $bb[0], 1)) | 0x40);
+    spurt("$d/t", $t);
+    my ($r, undef, $e) = enc("$d/t", "$d/t.out", d => 1);
+    isnt($r, 0, 'a tampered frame length fails');
+    is(-s "$d/t.out" // 0, 0, 'nothing released for a tampered length')
+        or diag -s "$d/t.out";
+    like($e, qr/bad length \d+ \(1\.\.1048576/, 'the error states the limit');
 }
 
 # Rotation: old streams still decrypt; new ones use version 2.

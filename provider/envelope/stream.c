@@ -279,15 +279,9 @@ static int enc_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
         *outl = w;
         return 1;
     }
-    /* One frame of everything but the last KMSENV_STREAM_LAG bytes. */
+    /* One frame of everything but the last KMSENV_STREAM_LAG bytes (at
+     * most KMSENV_STREAM_MAX_FRAME: the caller checked inl). */
     n = a - KMSENV_STREAM_LAG;
-    if (n > KMSENV_STREAM_MAX_FRAME) {
-        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
-                     "KMSENV-AES-256-GCM: an update may be at most %u bytes "
-                     "(got %zu); split it",
-                     KMSENV_STREAM_MAX_FRAME, inl);
-        return 0;
-    }
     if (s->counter == KMSENV_STREAM_MAX_COUNTER) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
                      "KMSENV-AES-256-GCM: stream segment limit (2^64-1) "
@@ -422,9 +416,10 @@ static int start_frame(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
 
     if (n == 0 || n > KMSENV_STREAM_MAX_FRAME) {
         KMSENV_RAISE(KMSENV_R_BAD_RECORD,
-                     "stream segment %llu: bad length %u (corrupt or not a "
-                     "kmsenv stream)",
-                     (unsigned long long)s->counter, n);
+                     "stream segment %llu: bad length %u (1..%u; corrupt or "
+                     "not a kmsenv stream)",
+                     (unsigned long long)s->counter, n,
+                     KMSENV_STREAM_MAX_FRAME);
         return 0;
     }
     if (s->counter == KMSENV_STREAM_MAX_COUNTER) {
@@ -562,6 +557,19 @@ int kmsenv_stream_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
         KMSENV_RAISE(KMSENV_R_INTERNAL,
                      "KMSENV-AES-256-GCM: stream not started or already "
                      "failed");
+        return 0;
+    }
+    /* Too large: refused before anything is written or changed, so the
+     * caller may split the update and go on. */
+    if (inl >
+        (s->enc ? KMSENV_STREAM_MAX_UPDATE : KMSENV_STREAM_MAX_DEC_UPDATE)) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "KMSENV-AES-256-GCM: an %s update may be at most %zu "
+                     "bytes (got %zu); split it",
+                     s->enc ? "encrypt" : "decrypt",
+                     s->enc ? (size_t)KMSENV_STREAM_MAX_UPDATE
+                            : KMSENV_STREAM_MAX_DEC_UPDATE,
+                     inl);
         return 0;
     }
     if (!overlap_ok(in, inl, out, outsize))

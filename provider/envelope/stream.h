@@ -15,6 +15,8 @@
 #ifndef KMSENV_ENVELOPE_STREAM_H
 #define KMSENV_ENVELOPE_STREAM_H
 
+#include <limits.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/evp.h>
@@ -33,7 +35,14 @@
 /* The last bytes of each frame the decryptor releases only after the
  * frame's tag has been checked. */
 #define KMSENV_STREAM_HOLD 32
-#define KMSENV_STREAM_MAX_FRAME 0x7fffffffu
+/* The largest frame (format limit) and so the largest encrypt update: a
+ * reader refuses a longer length before releasing any byte of the frame,
+ * which bounds the plaintext released unchecked even when a length field
+ * has been tampered with. */
+#define KMSENV_STREAM_MAX_FRAME 0x100000u
+#define KMSENV_STREAM_MAX_UPDATE KMSENV_STREAM_MAX_FRAME
+/* A decrypt update writes up to inl + 31 bytes, which EVP counts in an int. */
+#define KMSENV_STREAM_MAX_DEC_UPDATE ((size_t)INT_MAX - 64)
 /* Frames use counters 0 .. 2^64-2; the tail at most 2^64-1. */
 #define KMSENV_STREAM_MAX_COUNTER UINT64_MAX
 #define KMSENV_STREAM_KDF_LABEL "kmsenv-stream-v1"

@@ -88,6 +88,12 @@ static int init(STREAM_CTX *c, int enc, size_t keylen, const OSSL_PARAM p[])
     }
     c->enc = enc;
     c->ready = 0; /* the stream starts at the first update or final */
+    /* A new stream: the context comes from this init's params (or the
+     * configuration), never mixed with a previous stream's. The keyset is
+     * kept, as a key is kept across a re-init without one. */
+    kmsenv_ctx_free(&c->ectx);
+    kmsenv_ctx_init(&c->ectx);
+    c->ctx_given = 0;
     return sc_set_ctx_params(c, p);
 }
 

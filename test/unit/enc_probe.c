@@ -85,6 +85,67 @@ done:
     return ok;
 }
 
+/* One stream on x (already initialised), all at once: 1 on success. */
+static int one(EVP_CIPHER_CTX *x, const unsigned char *in, size_t len,
+               unsigned char *out, size_t *outlen)
+{
+    int a = 0, b = 0;
+
+    if (!EVP_CipherUpdate(x, out, &a, in, (int)len) ||
+        !EVP_CipherFinal_ex(x, out + a, &b))
+        return 0;
+    *outlen = (size_t)a + (size_t)b;
+    return 1;
+}
+
+/* A reused ctx takes the new init's context, not a mix with the old one;
+ * an update above the frame limit fails stating it and writes nothing. */
+static void reuse_and_limit(EVP_CIPHER *c, const char *keyset, const char *ctx)
+{
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new(), *y = EVP_CIPHER_CTX_new();
+    static const unsigned char msg[] = "reused context, second stream";
+    unsigned char ct[256], back[256], *big, *bo;
+    size_t cl = 0, bl = 0;
+    size_t bign = ((size_t)1 << 20) + 1;
+    OSSL_PARAM p[3];
+    int ol = -1, ok;
+
+    p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
+    p[1] = OSSL_PARAM_construct_utf8_string("context", (char *)ctx, 0);
+    p[2] = OSSL_PARAM_construct_end();
+    ok = EVP_CipherInit_ex2(x, c, NULL, NULL, 1, p) &&
+         one(x, msg, sizeof(msg), ct, &cl);
+    p[0] = OSSL_PARAM_construct_utf8_string("context", "db=7", 0);
+    p[1] = OSSL_PARAM_construct_end();
+    ok = ok && EVP_CipherInit_ex2(x, NULL, NULL, NULL, 1, p) &&
+         one(x, msg, sizeof(msg), ct, &cl);
+    p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
+    p[1] = OSSL_PARAM_construct_utf8_string("context", "db=7", 0);
+    p[2] = OSSL_PARAM_construct_end();
+    ok = ok && EVP_CipherInit_ex2(y, c, NULL, NULL, 0, p) &&
+         one(y, ct, cl, back, &bl) && bl == sizeof(msg) &&
+         memcmp(back, msg, bl) == 0;
+    check(ok, "re-init with a new context: the stream uses only that context",
+          sizeof(msg));
+
+    big = calloc(1, bign), bo = malloc(bign + 32);
+    p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
+    p[1] = OSSL_PARAM_construct_utf8_string("context", (char *)ctx, 0);
+    p[2] = OSSL_PARAM_construct_end();
+    ok = EVP_CipherInit_ex2(x, c, NULL, NULL, 1, p) &&
+         !EVP_CipherUpdate(x, bo, &ol, big, (int)bign) && ol <= 0;
+    {
+        const char *data = NULL;
+        int flags = 0;
+
+        ERR_peek_last_error_data(&data, &flags);
+        ok = ok && data != NULL && strstr(data, "at most 1048576") != NULL;
+    }
+    check(ok, "an update of 1 MiB + 1 fails stating the limit", bign);
+    free(big), free(bo);
+    EVP_CIPHER_CTX_free(x), EVP_CIPHER_CTX_free(y);
+}
+
 int main(int argc, char **argv)
 {
     static const size_t sizes[] = {0, 1, 4095, 4096, 4097, 10u << 20};
@@ -129,6 +190,7 @@ int main(int argc, char **argv)
             }
             free(ct), free(back);
         }
+    reuse_and_limit(c, argv[2], argv[3]);
     free(pt);
     EVP_CIPHER_free(c);
     OSSL_PROVIDER_unload(kms);

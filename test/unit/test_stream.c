@@ -233,8 +233,62 @@ int main(void)
               roundtrip(pt, big, 1u << 20, 1),
           "10 MiB in 1 MiB updates; decrypt 1 MiB and 1-byte updates");
     {
-        /* A single large update works too (one frame). */
-        CHECK(roundtrip(pt, big, big, 4096), "one 10 MiB update");
+        /* An encrypt update above the frame limit is refused before
+         * anything is written or changed, stating the limit; the caller
+         * can split it and go on. A 10 MiB decrypt update works. */
+        KMSENV_STREAM s;
+        size_t lim = 1u << 20, w = 0, ol = 9;
+        unsigned char *o = malloc(big + 64);
+        const char *data = NULL;
+        int flags = 0;
+
+        kmsenv_stream_init(&s);
+        ok = kmsenv_stream_start_enc(&s, NULL, 7, NULL, keyfn, &K1) &&
+             kmsenv_stream_update(&s, pt, 5, o, 5 + 32, &ol);
+        w = ol;
+        ok = ok &&
+             !kmsenv_stream_update(&s, pt + 5, lim + 1, o + w, lim + 1 + 32,
+                                   &ol) &&
+             ol == 0;
+        ERR_peek_last_error_data(&data, &flags);
+        CHECK(ok && data != NULL && strstr(data, "at most 1048576") != NULL,
+              "an encrypt update of 1 MiB + 1 is refused stating the limit "
+              "(%s)",
+              data != NULL ? data : "no error");
+        ERR_clear_error();
+        ok = kmsenv_stream_update(&s, pt + 5, lim, o + w, lim + 32, &ol);
+        w += ol;
+        ok = ok && kmsenv_stream_update(&s, pt + 5 + lim, 1, o + w, 33, &ol);
+        w += ol;
+        ok = ok && kmsenv_stream_final(&s, o + w, 32, &ol);
+        w += ol;
+        kmsenv_stream_cleanup(&s);
+        CHECK(ok && dec(&K1, 0, o, w, w, &p) && p.len == lim + 6 &&
+                  memcmp(p.p, pt, lim + 6) == 0,
+              "after the refusal the split updates make a good stream");
+        free(p.p), p = (OUT){0};
+        free(o);
+        CHECK(roundtrip(pt, big, 1u << 20, big),
+              "10 MiB decrypted in one update");
+    }
+    {
+        /* A length field above the limit (tampered) is refused before any
+         * byte of that frame is released. */
+        OUT e = {0};
+        KMSENV_STREAM s;
+        size_t ol = 7, sz = 3u << 20;
+        unsigned char *o = malloc(sz + 64);
+
+        CHECK(enc(&K1, NULL, 0, pt, sz, 1u << 20, &e), "3 MiB stream");
+        e.p[KMSENV_STREAM_HDR_LEN] |= 0x40; /* frame 0: n += 2^30 */
+        kmsenv_stream_init(&s);
+        ok = kmsenv_stream_start_dec(&s, NULL, keyfn, &K1) &&
+             !kmsenv_stream_update(&s, e.p, e.len, o, e.len + 32, &ol) &&
+             ol == 0 && last_reason() == KMSENV_R_BAD_RECORD;
+        kmsenv_stream_cleanup(&s);
+        CHECK(ok, "a tampered frame length above 1 MiB releases nothing");
+        ERR_clear_error();
+        free(e.p), free(o);
     }
 
     /* A small stream of 3 frames + tail: truncation at every length,
