@@ -181,6 +181,18 @@ is($bad, 0, '12 sampled tampered bytes of 10 MiB fail');
     ok(-s "$d/t.out" <= 4080 + 4064, 'reordered: released within the bound')
         or diag -s "$d/t.out";
 }
+# Above 4 GiB: 4.1 GiB of zeros through a pipe, encrypted and decrypted
+# (64-bit byte and frame counters); compared byte for byte with the source.
+{
+    my $n = 4400 * 1000 * 1000;
+    my $e = "openssl enc $p -kmsenv-aes-256-gcm -K ''";
+    my ($r, undef, $e2) = run({ env => { %ENVK, OPENSSL_CONF => '/dev/null' } },
+        'bash', '-c',
+        "set -o pipefail; env -u LD_PRELOAD head -c $n /dev/zero | $e "
+          . "| $e -d | env -u LD_PRELOAD cmp - "
+          . "<(env -u LD_PRELOAD head -c $n /dev/zero)");
+    is($r, 0, '4.4 GB (> 4 GiB) round trip through a pipe') or diag $e2;
+}
 # A tampered length field: refused above 1 MiB before anything of that frame
 # is released (FORMATS.md §7.4).
 {
