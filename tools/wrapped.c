@@ -46,6 +46,7 @@ static int to_der(const unsigned char *buf, size_t len, unsigned char **der,
     }
     if ((in = BIO_new_mem_buf(buf, (int)len)) == NULL)
         return 0;
+    ERR_set_mark(); /* errors of blocks skipped are not about this key */
     while (!found) {
         char *name = NULL, *hdr = NULL;
         unsigned char *data = NULL;
@@ -65,7 +66,9 @@ static int to_der(const unsigned char *buf, size_t len, unsigned char **der,
     }
     BIO_free(in);
     if (found)
-        ERR_clear_error(); /* PEM_read_bio's end-of-input */
+        ERR_pop_to_mark();
+    else
+        ERR_clear_last_mark();
     return found;
 }
 
