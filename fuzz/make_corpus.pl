@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Writes the seed corpora in fuzz/corpus/<target>/ (small, committed; rerun
 # after changing a vector). Sources: the test vectors of docs/FORMATS.md
-# (contexts §1.3, record §2.6, keyset §3.5), answers in the form the KMS
+# (contexts §1.3, record §2.6, keyset §3.5, wrapped key §8.3), answers in the form the KMS
 # emulator test/kmsemu/kmsemu.pl produces (KMS JSON, STS XML), and AWS
 # shared credentials/config files.
 use strict;
@@ -65,6 +65,106 @@ put('decoder', 'keyset.der', $keyset);
 put('decoder', 'keyset.pem', $pem);
 (my $other = $pem) =~ s/KMSENV KEYSET/PRIVATE KEY/g;
 put('decoder', 'other-label.pem', $other);
+
+# wrapkey: wrapped private keys (§8) sealed under the §8.3 container key
+# (40 41 ... 5f), so that the target's unseal and re-encode path is reached:
+# the §8.3 Ed25519 vector (rebuilt here, checked byte for byte), and fixed
+# RSA-2048 and EC P-256 test keys with the vector's wrap list (whose blob
+# does not unwrap for them: the target never unwraps). DER and PEM.
+{
+    require Crypt::AuthEnc::GCM;
+    sub b64 { my $x = shift; $x =~ s/\s+//g; return MIME::Base64::decode_base64($x) }
+    my $der_octets = sub {
+        my $c = shift;
+        my $n = length $c;
+        return "\x04" . ($n < 0x80 ? chr($n) : $n < 0x100 ? "\x81" . chr($n)
+            : $n < 0x10000 ? "\x82" . pack('n', $n) : "\x83" . substr(pack('N', $n), 1)) . $c;
+    };
+    my $ck = h('404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f');
+    my $nonce = h('a0a1a2a3a4a5a6a7a8a9aaab');
+    my $wraps = h('01 0014 66696c653a2f6574632f6b6d73656e762f6b656b
+        10 f970f15f2534a15411780bc2e4dc8bc9 003d 01b0b1b2b3b4b5b6b7b8b9babba674a3d6
+        4dd4743b991362fc9659c790349651f744c9e8d59620faf98b3e5e76008ef173fc9e8c66
+        7bef65cb88ef6bb7');
+    my $wrapkey = sub {
+        my ($type, $spki, $p8, $purpose) = @_;
+        my $aad = 'KMSENVPK' . pack('C C', 1, $type) . h('000000006553f100')
+          . pack('C', length $purpose) . $purpose . pack('n', length $spki) . $spki
+          . $wraps;
+        my ($ct, $tag) = Crypt::AuthEnc::GCM::gcm_encrypt_authenticate('AES', $ck,
+            $nonce, $aad, $p8);
+        return $der_octets->($aad . $nonce . $ct . $tag);
+    };
+    my $pemw = sub {
+        return "-----BEGIN KMSENV WRAPPED PRIVATE KEY-----\n"
+          . join('', map { "$_\n" } encode_base64($_[0], '') =~ /(.{1,64})/g)
+          . "-----END KMSENV WRAPPED PRIVATE KEY-----\n";
+    };
+    my $vector = h('0481ff4b4d53454e56504b0104000000006553f1000b707269766174652d6b65
+        79002c302a300506032b6570032100d75a980182b10ab7d54bfed3c964073a0e
+        e172f3daa62325af021a68f707511a01001466696c653a2f6574632f6b6d7365
+        6e762f6b656b10f970f15f2534a15411780bc2e4dc8bc9003d01b0b1b2b3b4b5
+        b6b7b8b9babba674a3d64dd4743b991362fc9659c790349651f744c9e8d59620
+        faf98b3e5e76008ef173fc9e8c667bef65cb88ef6bb7a0a1a2a3a4a5a6a7a8a9
+        aaabe7a1043ee2db992b7a44248e8d9e34d67276445a0392df4d5858a46e7b2e
+        523c1edeb72abb624db89861049d424258a938cfde49bb27947a898b9f152f2a
+        1a02');
+    my $ed = $wrapkey->(4,
+        h('302a300506032b6570032100d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a'),
+        h('302e020100300506032b6570042204209d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60'),
+        'private-key');
+    $ed eq $vector or die "wrapkey: the rebuilt §8.3 vector differs\n";
+    my $rsa = $wrapkey->(1, b64(<<'SPKI'), b64(<<'PKCS8'), 'tls-server');
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEApKCXdx4H9+MGMOBU8WbT
+QQ0V11axbgHFYaYjbj6p3oGj4hDPFnrEk113PBkwMiUy+LlI85qfbmjZVsYo+L0b
+HjNm85mUvi/NX6P3KMIxqi7yDRpf2Nv9XeYboMOuZBaUc8DaOskrzSCUgg8vLFJA
+orCw7n8iaHfC1pfI3Rz2dSYlrmpQVbhUsc63cZ6zP9BTMvMYreGYFtr3ByvB7kRU
+TczhM86riHhaacP1nqCDsZQeehf8SsSO/YRYcqeESdYW6bA0H5S22clGskG31crt
+/KIhfRke2k3a/d5bHq1eBypi/ODk9yuEkAWRa80RS7cc/tPLa8EAH/ou59HjMWEv
++wIDAQAB
+SPKI
+MIIEpAIBAAKCAQEApKCXdx4H9+MGMOBU8WbTQQ0V11axbgHFYaYjbj6p3oGj4hDP
+FnrEk113PBkwMiUy+LlI85qfbmjZVsYo+L0bHjNm85mUvi/NX6P3KMIxqi7yDRpf
+2Nv9XeYboMOuZBaUc8DaOskrzSCUgg8vLFJAorCw7n8iaHfC1pfI3Rz2dSYlrmpQ
+VbhUsc63cZ6zP9BTMvMYreGYFtr3ByvB7kRUTczhM86riHhaacP1nqCDsZQeehf8
+SsSO/YRYcqeESdYW6bA0H5S22clGskG31crt/KIhfRke2k3a/d5bHq1eBypi/ODk
+9yuEkAWRa80RS7cc/tPLa8EAH/ou59HjMWEv+wIDAQABAoIBAB0IOx3lHGehUDav
+YRt/VDMNITRsE/c/9bSeTXJEN8XHHAUijLq8pM0ONxhQoti9CaumVVCsjIA2mll8
+sb4H72/Yhcfg5kPR/0hmDJDSClsmU0ZvR8bhKOH10hp8V9VLzBtLv9CNKJ3QqI/1
+KI8K5F4shc9ReVpuAFzCwMgJswb+jjAV8xZf0K164XskeUM7V7kmiPGO6yYl15rf
+hEKfMo5S1czNTMUlNAa48bjAt4IIxqk45LVSkvHmpe5SIJRBNCjXnjGdSbe3zrua
+lDrdzs3xaWtKgtEdCJIokHXtQLHnwEa/zowrmhbipMt3VTsT4whVtljWQks5S5Xf
+70XjoCECgYEA2YuKW3zSxAKuscBtQOjn1nFWbcKIiLdObJl5uo/YnexD8PBSuG7u
+/v7Ny0Wcz3rKCfECZS1FLvJ/txQNMn/938YMRSKou98MwT7zDu1Cd5985aFXQNKv
+EglprCAILUPZVo7XgW7EOFyXUsJO+NN7pTATPc+fjTEsSyP6IPUhaeECgYEAwbpj
+wcMMPPYPPo/kNhYsDqjGpq/EYkTCNHKy20D5HWaWagUQHDNUuYCJVQEldHizq8mg
+6oRHaC8LDr9dQ9B458NkVvpGd6Pint6g9lXU/LtjsGs/T+aZBZkBi2v8D4BE9i4W
+YmSBhISSi3nsHzdinasYm2AGIozo6sWR8DNkLVsCgYEA2Hx2iSikjY6lzhnSH2An
+Jk3PVpbaTEMudgAdFT0EsdNmoSRnDUbH61Yh8YEq1YY5/L6sRYdRa7DCy6vWnkSk
+ncV2fG5LP/pttPkx487T8Dr0jYeLTuTad7aKRFH0ESeN5wdrClDyT6xEooTfFdtP
+FknLPB2bh2RB0dzRk26de8ECgYEAikR05JtIhc387WMXt361rTTKq7dxi82Vaoee
+nhxOcKyCmGLKr8X3J3rVCcWKrQlk+ywqXJdSu8ovszPj5f3J/WiYmfeBCez/VvKA
+obB7FnLMYOL6yhVEjBk7X/4PZiTfk3ErashfJGzWhxPa8iC+ktfF9UdguZImv0GJ
+uo2DZ1cCgYAexzoCye7iOKlrYWFA0Ng7cXi12HsQZGA8W82DMTy0kWGlntVezXGW
+nry6+0VLIFN5pRWTAcEI8QlFX6aodmd9dOyosgEr2o35lZ3fGmoZK7UDM6IPCo+L
+f5uWrnG0DIjaKIwRrLF9NOoElvhuBXa+Mg3g2PkXDUTblzSJ/Ym7cw==
+PKCS8
+    my $ec = $wrapkey->(3, b64(<<'SPKI'), b64(<<'PKCS8'), 'private-key');
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQzUHy6/RgK6ah65X/RN2byGc2Lso
+tmCknXIb7kRdBRqVnuD9uy/wVOIAmAzErW2+uISOEqAaeHsfsNAW0S+vpQ==
+SPKI
+MHcCAQEEIOp9Ua4NZWYK4MGhsuYdCqpp6Xk40qDYE5lUk44w/45toAoGCCqGSM49
+AwEHoUQDQgAEQzUHy6/RgK6ah65X/RN2byGc2LsotmCknXIb7kRdBRqVnuD9uy/w
+VOIAmAzErW2+uISOEqAaeHsfsNAW0S+vpQ==
+PKCS8
+    put('wrapkey', 'ed25519-vector.der', $ed);
+    put('wrapkey', 'ed25519-vector.pem', $pemw->($ed));
+    put('wrapkey', 'rsa2048.der', $rsa);
+    put('wrapkey', 'rsa2048.pem', $pemw->($rsa));
+    put('wrapkey', 'ec-p256.der', $ec);
+    put('wrapkey', 'ec-p256.pem', "notes kept beside the key\n" . $pemw->($ec));
+    put('wrapkey', 'truncated.der', substr($ec, 0, 120));
+}
 
 # json: KMS answers as kmsemu.pl writes them (JSON::PP canonical)
 my $arn = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';

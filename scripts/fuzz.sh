@@ -6,6 +6,7 @@
 #
 # SECONDS per target (default 20, as in CI; longer by hand, e.g. 600).
 # TARGET: context record keyset json decoder ini xml (default: all).
+# wrapkey: wrapped private keys (FORMATS.md §8) on the decoder path.
 # Builds build-fuzz (clang, -DKMSENV_FUZZ=ON; KMSENV_FUZZ_BUILD_DIR
 # overrides), runs each target on a copy of its seed corpus fuzz/corpus/T
 # (the repo's corpus never grows), prints executions and coverage per

@@ -255,4 +255,89 @@ for my $in ("$d/bundle.pem", "kmsenv:$d/bundle.pem") {
 like($err, qr/neither a DER keyset nor a "KMSENV KEYSET" PEM block/,
     'a PEM file with no keyset block says so');
 
+# --- 7. Wrapped private keys through kmsenv: URIs ------------------------------
+# The store loads them as keys of their type, one unwrap per load; asked for
+# a certificate nothing is read, asked for a public key (OpenSSL 3.0's pkey
+# -pubin) the header's public key comes back without an unwrap.
+make_kek("$d/wk");
+($rc, $out, $err) = kmsenv_cli('wrap', '--generate', 'p-256', '--out', "$d/w.pem",
+    '--keyring', "file:$d/wk");
+is($rc, 0, 'a wrapped P-256 key') or diag $err;
+($rc, $out, $err) = kmsenv_cli('wrap', '--generate', 'ed25519', '--out', "$d/w.der",
+    '--der', '--keyring', "file:$d/wk");
+is($rc, 0, 'a wrapped Ed25519 key, DER') or diag $err;
+for my $w ("$d/w.pem", "$d/w.der") {
+    my ($r0, $pub) = ossl('pkey', '-in', $w, '-pubout');
+    like($pub, qr/BEGIN PUBLIC KEY/, "$w: public key through the file path");
+    my $u = "kmsenv:$w";
+    ($n, $rc, $out, $err) = calls('pkey', '-in', $u, '-pubout');
+    is($rc, 0, "pkey -in $u -pubout") or diag $err;
+    is($out, $pub, '... the public key');
+    is($n, 1, '... one keyring call');
+    ($n, $rc, $out, $err) = calls('pkey', '-pubin', '-in', $u, '-pubout');
+    is($out, $pub, "pkey -pubin -in $u: the public key") or diag $err;
+    if (($ossl_minor // 0) < 5) {
+        is($n, 0, '... without a keyring call');
+    } else {
+        cmp_ok($n, '<=', 1, '... at most one keyring call');
+    }
+    ($n, $rc, $out, $err) = calls('storeutl', '-certs', $u);
+    like($out, qr/Total found: 0/, "storeutl -certs $u: nothing");
+    is($n, 0, '... no keyring call');
+    ($n, $rc, $out, $err) = calls('storeutl', '-keys', $u);
+    like($out, qr/Total found: 1/, "storeutl -keys $u finds the key") or diag $err;
+    like($out, qr/BEGIN KMSENV WRAPPED PRIVATE KEY/, '... and writes its wrapped form');
+    is($n, 1, '... one keyring call');
+    ($n, $rc, $out, $err) = calls('pkey', '-in', $u, '-text', '-noout');
+    like($out, qr/kmsenv wrapped (EC|ED25519) key/, "pkey -text $u: an opaque key") or diag $err;
+    unlike($out, qr/priv:/, '... no private numbers');
+}
+# ?keyring= overrides the recorded KEK for wrapped keys too.
+mkdir("$d/wmoved");
+rename("$d/wk", "$d/wmoved/wk2") or die;
+make_kek("$d/wmoved/wrong");
+($n, $rc, $out, $err) = calls('pkey', '-in',
+    "kmsenv:$d/w.pem?keyring=file:$d/wmoved/wrong;file:$d/wmoved/wk2", '-pubout');
+is($rc, 0, 'wrapped key: keyring=WRONG;MOVED loads through MOVED') or diag $err;
+is($n, 1, '... with one keyring call');
+($rc, $out, $err) = ossl('pkey', '-in', "kmsenv:$d/w.pem", '-noout');
+isnt($rc, 0, 'without keyring= the moved KEK is not found');
+rename("$d/wmoved/wk2", "$d/wk") or die;
+# s_server -key kmsenv:...: one handshake.
+($rc, $out, $err) = ossl('req', '-new', '-x509', '-key', "kmsenv:$d/w.pem",
+    '-subj', '/CN=localhost', '-days', '1', '-out', "$d/w.crt");
+is($rc, 0, 'req -x509 -key kmsenv:') or diag $err;
+{
+    require IO::Socket::INET;
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
+    my $port = $s->sockport;
+    close $s;
+    my $sd = tmpdir();
+    my $pid = fork() // die;
+    if ($pid == 0) {
+        my %e = (san_env(), OPENSSL_CONF => '/dev/null',
+            KMSENV_DEBUG => "file:$sd/debug.log,level:2");
+        $ENV{$_} = $e{$_} for keys %e;
+        open(STDIN, '<', '/dev/null') or die;
+        open(STDOUT, '>', "$sd/out") or die;
+        open(STDERR, '>', "$sd/err") or die;
+        alarm($BOUND);
+        exec('openssl', 's_server', prov_args(), '-accept', "127.0.0.1:$port",
+            '-naccept', 1, '-cert', "$d/w.crt", '-key', "kmsenv:$d/w.pem", '-www')
+          or die;
+    }
+    for (1 .. 400) {
+        last if slurp("$sd/out") =~ /ACCEPT/ || waitpid($pid, 1) == $pid;
+        select(undef, undef, undef, 0.05);
+    }
+    ($rc, $out, $err) = run({ env => { OPENSSL_CONF => '/dev/null' },
+        stdin => "GET / HTTP/1.0\r\n\r\n" }, 'openssl', 's_client', '-connect',
+        "127.0.0.1:$port", '-CAfile', "$d/w.crt", '-verify_return_error');
+    waitpid($pid, 0);
+    like($out, qr/Verify return code: 0 \(ok\)/, 's_server -key kmsenv:...: a verified handshake')
+      or diag slurp("$sd/err"), $err;
+    my $u = () = slurp("$sd/debug.log") =~ /keyring call: /g;
+    is($u, 1, '... with one keyring call');
+}
+
 done_testing();

@@ -17,6 +17,7 @@
  * lock. */
 #define _GNU_SOURCE
 #include "tools/wrap.h"
+#include "tools/wrapped.h"
 #include "util/file.h"
 
 #include <dirent.h>
@@ -72,6 +73,7 @@ static void usage(FILE *f)
         "    [--allow-local-wrap]           if ReEncrypt fails, wrap\n"
         "                                   locally (else an error)\n"
         "KEYSET is PEM or DER and is rewritten in the same form; a\n"
+        "wrapped private key (kmsenv wrap) takes inspect and rewrap.\n"
         "symlink is followed and its target rewritten.\n"
         "The provider is found in --provider-path, OPENSSL_MODULES or\n"
         "OpenSSL's modules directory.\n",
@@ -472,7 +474,9 @@ static int inspect(const char *path)
     fd = kmsenv_open_regular(path, &st, why, sizeof(why));
     if (fd < 0)
         fprintf(stderr, "%s: %s: %s\n", prog, path, why);
-    else if (read_bounded(fd, path, &buf, &len) &&
+    else if (read_bounded(fd, path, &buf, &len) && kmsenv_wrapped_is(buf, len))
+        rc = kmsenv_wrapped_inspect(prog, path, buf, len, stdout);
+    else if (buf != NULL &&
              (pkey = load_keyset(buf, len, keyset_form(buf, len))) == NULL)
         fail("cannot load keyset", path);
     else if (pkey != NULL && out != NULL)
@@ -486,7 +490,8 @@ static int inspect(const char *path)
 }
 
 /* Lock, load, change, write back in the same form. */
-static int modify(const char *path, const char *cmd, OSSL_PARAM *params)
+static int modify(const char *path, const char *cmd, OSSL_PARAM *params,
+                  const char *keyring, int allow_local)
 {
     unsigned char *buf = NULL, *enc = NULL;
     size_t len = 0, enclen = 0;
@@ -506,6 +511,34 @@ static int modify(const char *path, const char *cmd, OSSL_PARAM *params)
         !read_bounded(fd, real, &buf, &len))
         goto end;
     form = keyset_form(buf, len);
+    if (kmsenv_wrapped_is(buf, len)) {
+        size_t nkeks = 0;
+
+        if (strcmp(cmd, "rewrap") != 0) {
+            fprintf(stderr,
+                    "%s: %s: is a wrapped private key (KMSENV WRAPPED "
+                    "PRIVATE KEY), not a keyset: it has no versions to %s "
+                    "(kmsenv inspect and rewrap work on it)\n",
+                    prog, path, cmd);
+            goto end;
+        }
+        ERR_clear_error();
+        if (!kmsenv_wrapped_rewrap(prog, path, buf, len, form, keyring,
+                                   allow_local, &enc, &enclen, &nkeks))
+            goto end;
+        if (ERR_peek_error() != 0) { /* e.g. a rewrap that fell back */
+            fprintf(stderr, "%s: %s %s: warning:\n", prog, cmd, path);
+            ERR_print_errors_fp(stderr);
+        }
+        if (!write_atomic(real, enc, enclen, &st)) {
+            rc = fail("cannot write wrapped private key", path);
+            goto end;
+        }
+        printf("%s: rewrap done; wrapped private key under %zu KEK%s\n", path,
+               nkeks, nkeks == 1 ? "" : "s");
+        rc = 0;
+        goto end;
+    }
     if ((pkey = load_keyset(buf, len, form)) == NULL) {
         rc = fail("cannot load keyset", path);
         goto end;
@@ -647,7 +680,7 @@ int main(int argc, char **argv)
         rc = 2;
         goto end;
     }
-    rc = modify(path, cmd, params);
+    rc = modify(path, cmd, params, keyring, allow_local);
 end:
     OSSL_PROVIDER_unload(pkms);
     OSSL_PROVIDER_unload(pdef);

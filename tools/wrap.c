@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kmsenv wrap: turns a private key into a "KMSENV WRAPPED PRIVATE KEY"
- * (docs/FORMATS.md §7), or makes a new one already wrapped.
+ * (docs/FORMATS.md §8), or makes a new one already wrapped;
+ * rewrap and inspect of wrapped keys are in tools/wrapped.c.
  *
  *   kmsenv wrap --in KEY --out KEY.kmsenv.pem [--keyring SPEC]
  *   kmsenv wrap --generate TYPE [--bits N] [--curve NAME] --out FILE ...

@@ -151,11 +151,13 @@ static EVP_PKEY *pub_from_spki(OSSL_LIB_CTX *lc, const unsigned char *spki,
     return pk;
 }
 
-KMSENV_KEYOBJ *kmsenv_privkey_load(const KMSENV_KEYS_ENV *env,
-                                   const unsigned char *der, size_t len,
-                                   const char *origin, const char *redirect)
+/* Decodes and unwraps der into a new loaded object; wk keeps the header,
+ * the wrap list, the container key and the PKCS#8 (for a rewrap). Exactly
+ * one keyring call. */
+static KMSENV_KEYOBJ *open_wk(const KMSENV_KEYS_ENV *env, KMSENV_WRAPKEY *wk,
+                              const unsigned char *der, size_t len,
+                              const char *origin, const char *redirect)
 {
-    KMSENV_WRAPKEY wk;
     KMSENV_CONTEXT ectx;
     KMSENV_KEYOBJ *k = NULL;
     OSSL_LIB_CTX *lc = kmsenv_inner_libctx(env);
@@ -163,39 +165,40 @@ KMSENV_KEYOBJ *kmsenv_privkey_load(const KMSENV_KEYS_ENV *env,
     const unsigned char *p;
     char name[128];
 
+    kmsenv_wrapkey_init(wk);
     kmsenv_ctx_init(&ectx);
     snprintf(name, sizeof(name), "wrapped private key%s%.60s%s",
              origin ? " (" : "", origin ? origin : "", origin ? ")" : "");
-    if (lc == NULL || !kmsenv_wrapkey_decode(&wk, der, len, name))
+    if (lc == NULL || !kmsenv_wrapkey_decode(wk, der, len, name))
         return NULL;
-    if ((k = new_obj(env, wk.type)) == NULL)
+    if ((k = new_obj(env, wk->type)) == NULL)
         goto err;
     k->loaded = 0;
     set_name(k, origin);
-    if ((k->pk.pub = pub_from_spki(lc, wk.spki, wk.spkilen)) == NULL ||
-        !check_key(k->pk.pub, wk.type, 0, k->name)) {
+    if ((k->pk.pub = pub_from_spki(lc, wk->spki, wk->spkilen)) == NULL ||
+        !check_key(k->pk.pub, wk->type, 0, k->name)) {
         KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
                      "%s: the public key in its header is not a %s key",
-                     k->name, kmsenv_wk_type_name(wk.type));
+                     k->name, kmsenv_wk_type_name(wk->type));
         goto err;
     }
-    if (!kmsenv_wrapkey_context(&ectx, env->libctx, wk.spki, wk.spkilen,
-                                wk.purpose) ||
-        !kmsenv_keyring_unwrap(env->kms, wk.wrap, wk.nwrap,
+    if (!kmsenv_wrapkey_context(&ectx, env->libctx, wk->spki, wk->spkilen,
+                                wk->purpose) ||
+        !kmsenv_keyring_unwrap(env->kms, wk->wrap, wk->nwrap,
                                redirect != NULL ? redirect : env->redirect,
-                               &ectx, KMSENV_WK_CK_LEN, &wk.ck, k->name) ||
-        !kmsenv_wrapkey_unseal(&wk, env->libctx, k->name))
+                               &ectx, KMSENV_WK_CK_LEN, &wk->ck, k->name) ||
+        !kmsenv_wrapkey_unseal(wk, env->libctx, k->name))
         goto err;
-    p = wk.pkcs8.data;
-    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)wk.pkcs8.len);
-    if (p8 == NULL || p != wk.pkcs8.data + wk.pkcs8.len ||
+    p = wk->pkcs8.data;
+    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)wk->pkcs8.len);
+    if (p8 == NULL || p != wk->pkcs8.data + wk->pkcs8.len ||
         (k->pk.priv = EVP_PKCS82PKEY_ex(p8, lc, NULL)) == NULL) {
         KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
                      "%s: the sealed private key is not a usable PKCS#8 key",
                      k->name);
         goto err;
     }
-    if (!check_key(k->pk.priv, wk.type, 0, k->name) ||
+    if (!check_key(k->pk.priv, wk->type, 0, k->name) ||
         EVP_PKEY_eq(k->pk.priv, k->pk.pub) != 1) {
         KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
                      "%s: the sealed private key does not belong to the "
@@ -203,24 +206,92 @@ KMSENV_KEYOBJ *kmsenv_privkey_load(const KMSENV_KEYS_ENV *env,
                      k->name);
         goto err;
     }
-    k->pk.spki = wk.spki;
-    k->pk.spkilen = wk.spkilen;
-    wk.spki = NULL;
-    if ((k->der = OPENSSL_memdup(der, len)) == NULL)
+    if ((k->pk.spki = OPENSSL_memdup(wk->spki, wk->spkilen)) == NULL ||
+        (k->der = OPENSSL_memdup(der, len)) == NULL)
         goto err;
+    k->pk.spkilen = wk->spkilen;
     k->derlen = len;
     k->loaded = 1;
-    kmsenv_log(2, "loaded %s", k->name);
     PKCS8_PRIV_KEY_INFO_free(p8);
-    kmsenv_wrapkey_free(&wk);
     kmsenv_ctx_free(&ectx);
     return k;
 err:
     PKCS8_PRIV_KEY_INFO_free(p8);
-    kmsenv_wrapkey_free(&wk);
+    kmsenv_wrapkey_free(wk);
     kmsenv_ctx_free(&ectx);
     kmsenv_keyobj_free(k);
     return NULL;
+}
+
+KMSENV_KEYOBJ *kmsenv_privkey_load(const KMSENV_KEYS_ENV *env,
+                                   const unsigned char *der, size_t len,
+                                   const char *origin, const char *redirect)
+{
+    KMSENV_WRAPKEY wk;
+    KMSENV_KEYOBJ *k = open_wk(env, &wk, der, len, origin, redirect);
+
+    if (k != NULL) {
+        kmsenv_log(2, "loaded %s", k->name);
+        kmsenv_wrapkey_free(&wk);
+    }
+    return k;
+}
+
+KMSENV_KEYOBJ *kmsenv_privkey_rewrap(const KMSENV_KEYS_ENV *env,
+                                     const unsigned char *der, size_t len,
+                                     const char *origin, const char *spec,
+                                     int flags)
+{
+    KMSENV_WRAPKEY wk;
+    KMSENV_KEYRING *kr = NULL;
+    KMSENV_CONTEXT ectx;
+    KMSENV_WRAP *ws = NULL;
+    KMSENV_BUF out;
+    size_t nws = 0;
+    KMSENV_KEYOBJ *k;
+
+    if (spec == NULL || *spec == '\0') {
+        KMSENV_RAISE(KMSENV_R_NO_KEYRING, "cannot rewrap a private key");
+        return NULL;
+    }
+    /* The new keyring first: a spec or policy error costs no unwrap. */
+    if (!kmsenv_keyring_open(env->kms, spec, &kr))
+        return NULL;
+    if ((k = open_wk(env, &wk, der, len, origin, NULL)) == NULL) {
+        kmsenv_keyring_free(kr);
+        return NULL;
+    }
+    kmsenv_ctx_init(&ectx);
+    kmsenv_buf_init(&out, 0);
+    /* Same public key and purpose: the same KEK context (FORMATS.md 8.2);
+     * a new seal nonce, since the AAD (the wrap list) changes. */
+    if (!kmsenv_wrapkey_context(&ectx, env->libctx, wk.spki, wk.spkilen,
+                                wk.purpose) ||
+        !kmsenv_keyring_rewrap(kr, &ectx, wk.wrap, wk.nwrap, &wk.ck, flags, &ws,
+                               &nws))
+        goto err;
+    kmsenv_wraps_free(wk.wrap, wk.nwrap);
+    wk.wrap = ws;
+    wk.nwrap = nws;
+    ws = NULL;
+    if (!kmsenv_wrapkey_encode(&wk, env->libctx, NULL, &out))
+        goto err;
+    OPENSSL_free(k->der);
+    k->der = out.p;
+    k->derlen = out.len;
+    out.p = NULL;
+    kmsenv_log(1, "rewrapped %s under %s", k->name, spec);
+    goto done;
+err:
+    kmsenv_keyobj_free(k);
+    k = NULL;
+done:
+    kmsenv_wraps_free(ws, nws);
+    kmsenv_buf_free(&out);
+    kmsenv_keyring_free(kr);
+    kmsenv_wrapkey_free(&wk);
+    kmsenv_ctx_free(&ectx);
+    return k;
 }
 
 KMSENV_KEYOBJ *kmsenv_privkey_load_public(const KMSENV_KEYS_ENV *env,

@@ -26,6 +26,17 @@ OSSL_LIB_CTX *kmsenv_inner_libctx(const KMSENV_KEYS_ENV *env);
 KMSENV_KEYOBJ *kmsenv_privkey_load(const KMSENV_KEYS_ENV *env,
                                    const unsigned char *der, size_t len,
                                    const char *origin, const char *redirect);
+/* Rewraps a wrapped private key under the keyring spec (KEKs separated by
+ * ';'): the new keyring is opened (KEK policy) before anything else, then
+ * one unwrap with the recorded KEKs, the container key wrapped under the
+ * new KEKs with the same KEK context (kmsenv_keyring_rewrap: ReEncrypt
+ * where possible; flags KMSENV_REWRAP_*), the PKCS#8 resealed with a fresh
+ * nonce. The public header (type, created, purpose, SPKI) is unchanged. A
+ * loaded object whose encoding is the rewrapped key. */
+KMSENV_KEYOBJ *kmsenv_privkey_rewrap(const KMSENV_KEYS_ENV *env,
+                                     const unsigned char *der, size_t len,
+                                     const char *origin, const char *spec,
+                                     int flags);
 /* A public-only object of type from the public key in der (no unwrap). */
 KMSENV_KEYOBJ *kmsenv_privkey_load_public(const KMSENV_KEYS_ENV *env,
                                           const unsigned char *der, size_t len);

@@ -13,7 +13,9 @@
  * - Import takes public keys only (OpenSSL 3.0 cert/key matching imports
  *   the certificate's public key, also with selection ALL).
  * - Gen wraps a key: given as DER (param kmsenv-private-key, in memory) or
- *   generated inside the provider (bits / group), under keyring. */
+ *   generated inside the provider (bits / group), under keyring; or, with
+ *   kmsenv-rewrap-key (a wrapped key's DER), rewraps that key under keyring
+ *   (kmsenv rewrap; kmsenv-rewrap-allow-local-wrap as for keysets). */
 #include "envelope/wrapkey.h"
 #include "keys/privkey.h"
 #include "ossl/params.h"
@@ -31,6 +33,8 @@
 
 #define P_PRIVATE_KEY "kmsenv-private-key"
 #define P_KEYRING "keyring"
+#define P_REWRAP_KEY "kmsenv-rewrap-key"
+#define P_REWRAP_LOCAL "kmsenv-rewrap-allow-local-wrap"
 
 static OSSL_FUNC_keymgmt_free_fn pk_free;
 static OSSL_FUNC_keymgmt_load_fn pk_load;
@@ -194,6 +198,9 @@ typedef struct {
     KMSENV_SECRET key; /* DER private key to wrap, secure memory */
     int bits;
     char group[64];
+    unsigned char *rewrap; /* a wrapped key to rewrap (public data) */
+    size_t rewraplen;
+    int allow_local;
 } GEN_CTX;
 
 static void *pk_gen_init_type(KMSENV_PROV *prov, int type, int selection,
@@ -242,6 +249,24 @@ static int pk_gen_set_params(void *genctx, const OSSL_PARAM params[])
             return 0;
         memcpy(g->key.data, p->data, p->data_size);
     }
+    if ((p = OSSL_PARAM_locate_const(params, P_REWRAP_KEY)) != NULL) {
+        if (p->data_type != OSSL_PARAM_OCTET_STRING || p->data_size == 0 ||
+            p->data_size > 1024 * 1024) {
+            KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                         P_REWRAP_KEY " must be a wrapped key's DER");
+            return 0;
+        }
+        OPENSSL_free(g->rewrap);
+        if ((g->rewrap = OPENSSL_memdup(p->data, p->data_size)) == NULL)
+            return 0;
+        g->rewraplen = p->data_size;
+    }
+    if ((p = OSSL_PARAM_locate_const(params, P_REWRAP_LOCAL)) != NULL &&
+        !OSSL_PARAM_get_int(p, &g->allow_local)) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s must be an integer",
+                     P_REWRAP_LOCAL);
+        return 0;
+    }
     if ((p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_BITS)) !=
             NULL &&
         !OSSL_PARAM_get_int(p, &g->bits))
@@ -264,6 +289,8 @@ static const OSSL_PARAM *pk_gen_settable_params(void *genctx, void *provctx)
     static const OSSL_PARAM p[] = {
         OSSL_PARAM_utf8_string(P_KEYRING, NULL, 0),
         OSSL_PARAM_octet_string(P_PRIVATE_KEY, NULL, 0),
+        OSSL_PARAM_octet_string(P_REWRAP_KEY, NULL, 0),
+        OSSL_PARAM_int(P_REWRAP_LOCAL, NULL),
         OSSL_PARAM_int(OSSL_PKEY_PARAM_RSA_BITS, NULL),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
         OSSL_PARAM_END};
@@ -324,6 +351,19 @@ static void *pk_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
                      kmsenv_wk_type_name(g->type));
         return NULL;
     }
+    if (g->rewrap != NULL) {
+        k = kmsenv_privkey_rewrap(
+            &g->prov->keys, g->rewrap, g->rewraplen, NULL, spec,
+            g->allow_local ? KMSENV_REWRAP_ALLOW_LOCAL : 0);
+        if (k != NULL && k->pk.type != g->type) {
+            KMSENV_RAISE(
+                KMSENV_R_BAD_PARAMETER, "the key to rewrap is a %s key, not %s",
+                kmsenv_wk_type_name(k->pk.type), kmsenv_wk_type_name(g->type));
+            kmsenv_keyobj_free(k);
+            k = NULL;
+        }
+        return k;
+    }
     if (g->key.data == NULL && !generate_inner(g, &made))
         return NULL;
     k = kmsenv_privkey_wrap(&g->prov->keys, g->type,
@@ -340,6 +380,7 @@ static void pk_gen_cleanup(void *genctx)
     if (g == NULL)
         return;
     OPENSSL_free(g->keyring);
+    OPENSSL_free(g->rewrap);
     kmsenv_secret_free(&g->key);
     OPENSSL_free(g);
 }

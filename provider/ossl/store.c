@@ -10,10 +10,17 @@
  * of SPEC instead of those recorded in the keyset: SPEC is a keyring spec,
  * its KEKs separated by ';' (or %3B), tried in order until one unwraps.
  *
- * Only private keys live here: when OSSL_STORE_expect() asks for anything
- * else (certificates, public keys ...), nothing is read or unwrapped. */
+ * PATH may also hold a wrapped private key (kmsenv wrap): it loads as a key
+ * of its type (RSA, RSA-PSS, EC, ED25519), unwrapped once.
+ *
+ * Only keys live here: when OSSL_STORE_expect() asks for anything else
+ * (certificates, parameters ...), nothing is read or unwrapped. Asked for a
+ * public key, a wrapped private key gives the public key of its header
+ * (no unwrap); a keyset has none. */
 #include "keys/loader.h"
 #include "keys/keyobj.h"
+#include "keys/privkey.h"
+#include "envelope/wrapkey.h"
 #include "ossl/provider.h"
 #include "util/err.h"
 
@@ -40,6 +47,7 @@ typedef struct {
     char *path;
     char *keyring; /* ?keyring=SPEC, decoded, or NULL */
     int skip;      /* OSSL_STORE_expect() asked for something else */
+    int pubkey;    /* OSSL_STORE_expect() asked for a public key */
     int loaded;
 } STORE_CTX;
 
@@ -157,7 +165,8 @@ static const OSSL_PARAM *st_settable_ctx_params(void *provctx)
 }
 
 /* Keysets are private keys: expecting anything else loads nothing (and
- * costs no keyring call). */
+ * costs no keyring call); a wrapped private key also answers a public key
+ * request, from its header. */
 static int st_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 {
     STORE_CTX *c = loaderctx;
@@ -170,7 +179,8 @@ static int st_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
     if (p != NULL) {
         if (!OSSL_PARAM_get_int(p, &expect))
             return 0;
-        c->skip = expect != 0 && expect != OSSL_STORE_INFO_PKEY;
+        c->pubkey = expect == OSSL_STORE_INFO_PUBKEY;
+        c->skip = expect != 0 && expect != OSSL_STORE_INFO_PKEY && !c->pubkey;
     }
     return 1;
 }
@@ -180,7 +190,9 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
                    void *pw_cbarg)
 {
     STORE_CTX *c = loaderctx;
-    KMSENV_KEYOBJ *k;
+    KMSENV_KEYOBJ *k = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
     int ok = 0;
 
     KMSENV_ENTER(c->prov);
@@ -188,14 +200,23 @@ static int st_load(void *loaderctx, OSSL_CALLBACK *object_cb,
     if (c->skip || c->loaded)
         return 0;
     c->loaded = 1;
-    k = kmsenv_loader_load_file(&c->prov->keys, c->path, c->keyring);
+    if (!kmsenv_loader_read_file(c->path, &der, &len))
+        return 0;
+    if (!c->pubkey)
+        k = kmsenv_loader_load(&c->prov->keys, der, len, c->path, c->keyring);
+    else if (kmsenv_wrapkey_sniff(der, len)) /* no unwrap */
+        k = kmsenv_privkey_load_public(&c->prov->keys, der, len);
+    OPENSSL_free(der);
     if (k != NULL) {
         OSSL_PARAM params[4];
         int type = OSSL_OBJECT_PKEY;
+        const char *dtype = k->kind == KMSENV_KIND_PRIVKEY
+                                ? kmsenv_wk_type_name(k->pk.type)
+                                : KMSENV_KEYSET_NAME;
 
         params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
         params[1] = OSSL_PARAM_construct_utf8_string(
-            OSSL_OBJECT_PARAM_DATA_TYPE, (char *)KMSENV_KEYSET_NAME, 0);
+            OSSL_OBJECT_PARAM_DATA_TYPE, (char *)dtype, 0);
         params[2] = OSSL_PARAM_construct_octet_string(
             OSSL_OBJECT_PARAM_REFERENCE, &k, sizeof(k));
         params[3] = OSSL_PARAM_construct_end();
