@@ -492,4 +492,41 @@ CONF
     like($e, qr/unwrap|tamper|authentic/i, 'as an unwrap or tamper failure');
 }
 
+# --- per handshake: no fetch, no KMS call ----------------------------------
+# An operation on a wrapped key runs on a dup of an inner context the key
+# object made once per operation kind (and digest), when the default
+# implementation was fetched; KMSENV_DEBUG level 2 traces each one made.
+# 24 handshakes with one loaded key make one per kind used, not one each.
+for my $t (qw(rsa p256)) {
+    my $log = "$d/tmpl-$t.log";
+    my @how = $t eq 'rsa'
+        ? (['-tls1_3'], ['-tls1_2'], ['-tls1_2', '-cipher', 'AES128-GCM-SHA256'])
+        : (['-tls1_3'], ['-tls1_2']);
+    my $n = 24;
+    my ($pid, $port, $sd) = start_server(\@DEF, "$d/$t.crt", "$d/$t.w.pem", $n,
+        { KMSENV_DEBUG => "file:$log,level:2" });
+    my $good = 0;
+    for my $i (0 .. $n - 1) {
+        my ($rc, $o, $e) = client($port, "$d/$t.crt", @{ $how[$i % @how] });
+        $good++ if $rc == 0 && $o =~ /Verify return code: 0 \(ok\)/;
+    }
+    my ($src, $serr) = finish_server($pid, $sd);
+    is($good, $n, "$t: $n handshakes with one loaded wrapped key") or diag($serr);
+    is($src, 0, "$t: s_server exits cleanly") or diag($serr);
+    my $text = slurp($log);
+    my %made;
+    $made{$1}++ while $text =~ /inner template: (\S+(?: \S+)?) for /g;
+    my %kinds;
+    $kinds{(split / /)[0]}++ for keys %made;
+    ok($kinds{'digest-sign'}, "$t: the signatures ran on a template")
+      or diag(join("\n", grep { /inner|unwrap/ } split /\n/, $text));
+    ok($t ne 'rsa' || $kinds{decrypt}, "$t: the RSA key exchanges ran on a template");
+    is(scalar(grep { $_ != 1 } values %made), 0,
+        "$t: each template made once (" . join(', ', sort keys %made) . ")");
+    cmp_ok(scalar(keys %made), '<=', 4, "$t: a few templates for $n handshakes, not one each");
+    unlike($text, qr/inner context \(no template room\)/, "$t: no operation without a template");
+    my $calls = () = $text =~ /keyring call: unwrap/g;
+    is($calls, 1, "$t: one keyring unwrap, none per handshake");
+}
+
 done_testing();
