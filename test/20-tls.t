@@ -492,6 +492,47 @@ CONF
     like($e, qr/unwrap|tamper|authentic/i, 'as an unwrap or tamper failure');
 }
 
+
+# --- openssl genpkey with the kmsenv keymgmt: wrapped at birth ------------
+# The key is generated inside the provider and wrapped there; genpkey's
+# encoder writes the wrapped form only, so the plaintext never reaches disk.
+{
+    my $gd = tmpdir();
+    my @g = (['p256', 'EC', [qw(-pkeyopt group:P-256)], qr/P-256|prime256v1/],
+             ['p384', 'EC', [qw(-pkeyopt ec_paramgen_curve:P-384)], qr/P-384|secp384r1/],
+             ['rsa', 'RSA', [qw(-pkeyopt bits:3072)], qr/3072 bit/],
+             ['ed25519', 'ED25519', [], qr/ED25519/i]);
+    for my $x (@g) {
+        my ($n, $alg, $opts, $shape) = @$x;
+        my ($rc, $o, $e) = with(\@DEF, 'genpkey', '-propquery', 'provider=kmsenv',
+            '-algorithm', $alg, @$opts, '-pkeyopt', "keyring:file:$d/kek",
+            '-out', "$gd/$n.pem");
+        is($rc, 0, "$n: genpkey -algorithm $alg -propquery provider=kmsenv") or diag($e);
+        my $w = slurp("$gd/$n.pem");
+        like($w, qr/\A-----BEGIN KMSENV WRAPPED PRIVATE KEY-----\n[^-]+-----END KMSENV WRAPPED PRIVATE KEY-----\n\z/,
+            "  $n: the file is one wrapped key");
+        unlike("$o$e", qr/PRIVATE KEY/, "  $n: no key on stdout or stderr");
+        ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$gd/$n.pem", '-text', '-noout');
+        ok($rc == 0 && $o =~ $shape, "  $n: loads, of its type and size") or diag("$o$e");
+        my @md = $n eq 'ed25519' ? () : ('-digest', 'sha256');
+        ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$gd/$n.pem", '-pubout', '-out', "$gd/$n.pub");
+        ($rc, $o, $e) = with(\@DEF, 'pkeyutl', '-sign', '-rawin', @md, '-inkey',
+            "$gd/$n.pem", '-in', "$d/msg", '-out', "$gd/$n.sig");
+        is($rc, 0, "  $n: signs") or diag($e);
+        ($rc, $o, $e) = plain('pkeyutl', '-verify', '-rawin', @md, '-pubin', '-inkey',
+            "$gd/$n.pub", '-in', "$d/msg", '-sigfile', "$gd/$n.sig");
+        is($rc, 0, "  $n: the signature verifies with the plain public key") or diag("$o$e");
+    }
+    opendir(my $dh, $gd) or die;
+    my @files = sort grep { !/^\./ } readdir($dh);
+    is_deeply(\@files, [sort map { ("$_->[0].pem", "$_->[0].pub", "$_->[0].sig") } @g],
+        'genpkey wrote nothing but the wrapped keys');
+    my ($rc, $o, $e) = with(\@DEF, 'genpkey', '-propquery', 'provider=kmsenv',
+        '-algorithm', 'EC', '-pkeyopt', 'group:P-256', '-out', "$gd/none.pem");
+    isnt($rc, 0, 'genpkey with the kmsenv keymgmt and no keyring: refused');
+    like($e, qr/keyring:SPEC/, '  the error says how to give the keyring');
+    ok(!-s "$gd/none.pem", '  no key written');
+}
 # --- per handshake: no fetch, no KMS call ----------------------------------
 # An operation on a wrapped key runs on a dup of an inner context the key
 # object made once per operation kind (and digest), when the default
