@@ -488,26 +488,34 @@ static EVP_PKEY_CTX *make_ctx(KMSENV_KEYOBJ *k, enum kmsenv_pk_op op,
 {
     OSSL_LIB_CTX *lc = kmsenv_inner_libctx(k->env);
     EVP_PKEY *pk = op_private(op) ? k->pk.priv : k->pk.pub;
-    EVP_PKEY_CTX *c = NULL, *pc = NULL;
-    EVP_MD_CTX *m;
+    EVP_PKEY_CTX *c = NULL;
     int ok = 0;
 
     if (lc == NULL || pk == NULL)
         return NULL;
-    if (op == KMSENV_PK_DIGEST_SIGN || op == KMSENV_PK_DIGEST_VERIFY) {
-        if (*mdname == '\0')
-            mdname = NULL;
-        if ((m = EVP_MD_CTX_new()) != NULL &&
-            (op == KMSENV_PK_DIGEST_SIGN
-                 ? EVP_DigestSignInit_ex(m, &pc, mdname, lc, NULL, pk, NULL)
-                 : EVP_DigestVerifyInit_ex(m, &pc, mdname, lc, NULL, pk,
-                                           NULL)) > 0)
-            c = EVP_PKEY_CTX_dup(pc); /* m owns pc */
-        EVP_MD_CTX_free(m);
-        return c;
-    }
     if ((c = EVP_PKEY_CTX_new_from_pkey(lc, pk, NULL)) == NULL)
         return NULL;
+    if (op == KMSENV_PK_DIGEST_SIGN || op == KMSENV_PK_DIGEST_VERIFY) {
+        /* c itself becomes the template (the EVP_MD_CTX is only a shell
+         * that keeps it, EVP_MD_CTX_set_pkey_ctx), not a dup of the
+         * EVP_MD_CTX's own: OpenSSL 3.0's ECDSA and EdDSA dupctx copy a
+         * pointer into the source's AlgorithmIdentifier buffer, so every
+         * dup must come from a context that lives as long as the key. */
+        EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+        if (*mdname == '\0')
+            mdname = NULL;
+        if (m != NULL) {
+            EVP_MD_CTX_set_pkey_ctx(m, c);
+            ok = (op == KMSENV_PK_DIGEST_SIGN
+                      ? EVP_DigestSignInit_ex(m, NULL, mdname, lc, NULL, pk,
+                                              NULL)
+                      : EVP_DigestVerifyInit_ex(m, NULL, mdname, lc, NULL, pk,
+                                                NULL)) > 0 &&
+                 EVP_MD_CTX_get_pkey_ctx(m) == c;
+            EVP_MD_CTX_free(m); /* keeps c */
+        }
+    }
     switch (op) {
     case KMSENV_PK_SIGN:
         ok = EVP_PKEY_sign_init(c) > 0;
