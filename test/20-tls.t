@@ -496,4 +496,82 @@ CONF
     like($e, qr/unwrap|tamper|authentic/i, 'as an unwrap or tamper failure');
 }
 
+
+# --- openssl genpkey with the kmsenv keymgmt: wrapped at birth ------------
+# The key is generated inside the provider and wrapped there; genpkey's
+# encoder writes the wrapped form only, so the plaintext never reaches disk.
+{
+    my $gd = tmpdir();
+    my @g = (['p256', 'EC', [qw(-pkeyopt group:P-256)], qr/P-256|prime256v1/],
+             ['p384', 'EC', [qw(-pkeyopt ec_paramgen_curve:P-384)], qr/P-384|secp384r1/],
+             ['rsa', 'RSA', [qw(-pkeyopt bits:3072)], qr/3072 bit/],
+             ['ed25519', 'ED25519', [], qr/ED25519/i]);
+    for my $x (@g) {
+        my ($n, $alg, $opts, $shape) = @$x;
+        my ($rc, $o, $e) = with(\@DEF, 'genpkey', '-propquery', 'provider=kmsenv',
+            '-algorithm', $alg, @$opts, '-pkeyopt', "keyring:file:$d/kek",
+            '-out', "$gd/$n.pem");
+        is($rc, 0, "$n: genpkey -algorithm $alg -propquery provider=kmsenv") or diag($e);
+        my $w = slurp("$gd/$n.pem");
+        like($w, qr/\A-----BEGIN KMSENV WRAPPED PRIVATE KEY-----\n[^-]+-----END KMSENV WRAPPED PRIVATE KEY-----\n\z/,
+            "  $n: the file is one wrapped key");
+        unlike("$o$e", qr/PRIVATE KEY/, "  $n: no key on stdout or stderr");
+        ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$gd/$n.pem", '-text', '-noout');
+        ok($rc == 0 && $o =~ $shape, "  $n: loads, of its type and size") or diag("$o$e");
+        my @md = $n eq 'ed25519' ? () : ('-digest', 'sha256');
+        ($rc, $o, $e) = with(\@DEF, 'pkey', '-in', "$gd/$n.pem", '-pubout', '-out', "$gd/$n.pub");
+        ($rc, $o, $e) = with(\@DEF, 'pkeyutl', '-sign', '-rawin', @md, '-inkey',
+            "$gd/$n.pem", '-in', "$d/msg", '-out', "$gd/$n.sig");
+        is($rc, 0, "  $n: signs") or diag($e);
+        ($rc, $o, $e) = plain('pkeyutl', '-verify', '-rawin', @md, '-pubin', '-inkey',
+            "$gd/$n.pub", '-in', "$d/msg", '-sigfile', "$gd/$n.sig");
+        is($rc, 0, "  $n: the signature verifies with the plain public key") or diag("$o$e");
+    }
+    opendir(my $dh, $gd) or die;
+    my @files = sort grep { !/^\./ } readdir($dh);
+    is_deeply(\@files, [sort map { ("$_->[0].pem", "$_->[0].pub", "$_->[0].sig") } @g],
+        'genpkey wrote nothing but the wrapped keys');
+    my ($rc, $o, $e) = with(\@DEF, 'genpkey', '-propquery', 'provider=kmsenv',
+        '-algorithm', 'EC', '-pkeyopt', 'group:P-256', '-out', "$gd/none.pem");
+    isnt($rc, 0, 'genpkey with the kmsenv keymgmt and no keyring: refused');
+    like($e, qr/keyring:SPEC/, '  the error says how to give the keyring');
+    ok(!-s "$gd/none.pem", '  no key written');
+}
+# --- per handshake: no fetch, no KMS call ----------------------------------
+# An operation on a wrapped key runs on a dup of an inner context the key
+# object made once per operation kind (and digest), when the default
+# implementation was fetched; KMSENV_DEBUG level 2 traces each one made.
+# 24 handshakes with one loaded key make one per kind used, not one each.
+for my $t (qw(rsa p256)) {
+    my $log = "$d/tmpl-$t.log";
+    my @how = $t eq 'rsa'
+        ? (['-tls1_3'], ['-tls1_2'], ['-tls1_2', '-cipher', 'AES128-GCM-SHA256'])
+        : (['-tls1_3'], ['-tls1_2']);
+    my $n = 24;
+    my ($pid, $port, $sd) = start_server(\@DEF, "$d/$t.crt", "$d/$t.w.pem", $n,
+        { KMSENV_DEBUG => "file:$log,level:2" });
+    my $good = 0;
+    for my $i (0 .. $n - 1) {
+        my ($rc, $o, $e) = client($port, "$d/$t.crt", @{ $how[$i % @how] });
+        $good++ if $rc == 0 && $o =~ /Verify return code: 0 \(ok\)/;
+    }
+    my ($src, $serr) = finish_server($pid, $sd);
+    is($good, $n, "$t: $n handshakes with one loaded wrapped key") or diag($serr);
+    is($src, 0, "$t: s_server exits cleanly") or diag($serr);
+    my $text = slurp($log);
+    my %made;
+    $made{$1}++ while $text =~ /inner template: (\S+(?: \S+)?) for /g;
+    my %kinds;
+    $kinds{(split / /)[0]}++ for keys %made;
+    ok($kinds{'digest-sign'}, "$t: the signatures ran on a template")
+      or diag(join("\n", grep { /inner|unwrap/ } split /\n/, $text));
+    ok($t ne 'rsa' || $kinds{decrypt}, "$t: the RSA key exchanges ran on a template");
+    is(scalar(grep { $_ != 1 } values %made), 0,
+        "$t: each template made once (" . join(', ', sort keys %made) . ")");
+    cmp_ok(scalar(keys %made), '<=', 4, "$t: a few templates for $n handshakes, not one each");
+    unlike($text, qr/inner context \(no template room\)/, "$t: no operation without a template");
+    my $calls = () = $text =~ /keyring call: unwrap/g;
+    is($calls, 1, "$t: one keyring unwrap, none per handshake");
+}
+
 done_testing();

@@ -61,6 +61,7 @@ void kmsenv_keyobj_free(KMSENV_KEYOBJ *k)
         lease_free(atomic_exchange(&k->parked[i].lease, NULL));
     free_xaes(k->xaes, k->nxaes);
     kmsenv_keyset_free(&k->ks);
+    kmsenv_privkey_ops_free(atomic_load(&k->pk.ops));
     EVP_PKEY_free(k->pk.pub);
     EVP_PKEY_free(k->pk.priv);
     OPENSSL_free(k->pk.spki);

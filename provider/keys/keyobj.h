@@ -81,6 +81,8 @@ typedef struct {
         unsigned char *spki;
         size_t spkilen;
         EVP_PKEY *pub, *priv;
+        /* Inner operation templates (keys/privkey.h), made on first use. */
+        _Atomic(struct kmsenv_pk_ops_st *) ops;
     } pk;
 } KMSENV_KEYOBJ;
 

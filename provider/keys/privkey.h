@@ -54,4 +54,32 @@ KMSENV_KEYOBJ *kmsenv_privkey_dup(KMSENV_KEYOBJ *k);
 /* Writes the public description (never private numbers). */
 int kmsenv_privkey_describe(KMSENV_KEYOBJ *k, BIO *out);
 
+/* Inner operations. Each key object keeps one initialised inner
+ * EVP_PKEY_CTX per operation kind (per digest name for the digest kinds),
+ * made on first use with the default implementation fetched then, once,
+ * and published atomically; an operation gets a dup of it, so no
+ * operation after the first fetches a method, looks up a keymgmt or
+ * exports the key (EVP_PKEY_CTX_dup only takes references and calls the
+ * default implementation's dupctx). Templates are never changed after
+ * publication, so concurrent dups of one template are safe. */
+enum kmsenv_pk_op {
+    KMSENV_PK_SIGN,          /* private key */
+    KMSENV_PK_VERIFY,        /* public key */
+    KMSENV_PK_ENCRYPT,       /* public key */
+    KMSENV_PK_DECRYPT,       /* private key */
+    KMSENV_PK_DERIVE,        /* private key, no peer */
+    KMSENV_PK_DIGEST_SIGN,   /* private key, per digest name */
+    KMSENV_PK_DIGEST_VERIFY, /* public key, per digest name */
+    KMSENV_PK_NOPS
+};
+/* The templates of one object (opaque; freed with the object). */
+typedef struct kmsenv_pk_ops_st KMSENV_PK_OPS;
+void kmsenv_privkey_ops_free(KMSENV_PK_OPS *ops);
+/* A new inner context for op on k (the caller frees it): a dup of the
+ * template. mdname (digest kinds only; NULL or "" for the key's default
+ * or none) selects the digest. NULL with an error naming k raised when
+ * the object lacks the key op needs or the default provider refuses. */
+EVP_PKEY_CTX *kmsenv_privkey_op_ctx(KMSENV_KEYOBJ *k, enum kmsenv_pk_op op,
+                                    const char *mdname);
+
 #endif

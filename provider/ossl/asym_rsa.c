@@ -4,7 +4,8 @@
  * and its constant-time PKCS#1 / TLS padding checks; the ctx params
  * (padding, TLS client and negotiated versions, OAEP settings, implicit
  * rejection where the default provider has it) are forwarded. Encrypt uses
- * the public key. */
+ * the public key. Each operation starts from a dup of the key's template
+ * (keys/privkey.h): no fetch per TLS handshake. */
 #include "envelope/wrapkey.h"
 #include "keys/privkey.h"
 #include "ossl/provider.h"
@@ -72,11 +73,10 @@ static int ra_init(RA_CTX *c, void *provkey, const OSSL_PARAM params[],
                    int decrypt)
 {
     KMSENV_KEYOBJ *k = provkey;
-    OSSL_LIB_CTX *lc = kmsenv_inner_libctx(&c->prov->keys);
     EVP_PKEY *pk;
 
     KMSENV_ENTER(c->prov);
-    if (lc == NULL || k == NULL || k->kind != KMSENV_KIND_PRIVKEY ||
+    if (k == NULL || k->kind != KMSENV_KIND_PRIVKEY ||
         k->pk.type != KMSENV_WK_RSA) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "not a kmsenv RSA key");
         return 0;
@@ -91,10 +91,13 @@ static int ra_init(RA_CTX *c, void *provkey, const OSSL_PARAM params[],
     kmsenv_keyobj_free(c->k);
     kmsenv_keyobj_up_ref(k);
     c->k = k;
-    if ((c->pctx = EVP_PKEY_CTX_new_from_pkey(lc, pk, NULL)) == NULL ||
-        (decrypt ? EVP_PKEY_decrypt_init_ex(c->pctx, params)
-                 : EVP_PKEY_encrypt_init_ex(c->pctx, params)) <= 0) {
-        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "%s: cannot start RSA %s",
+    /* A dup of the key's template: no fetch per operation. */
+    if ((c->pctx = kmsenv_privkey_op_ctx(
+             k, decrypt ? KMSENV_PK_DECRYPT : KMSENV_PK_ENCRYPT, NULL)) == NULL)
+        return 0;
+    if (params != NULL && params->key != NULL &&
+        EVP_PKEY_CTX_set_params(c->pctx, (OSSL_PARAM *)params) <= 0) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: RSA %s parameters refused",
                      k->name, decrypt ? "decryption" : "encryption");
         return 0;
     }

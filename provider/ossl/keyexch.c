@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ECDH with a wrapped EC private key: derive on the inner key with the
  * default provider's implementation; the peer is a public key (imported
- * into our EC keymgmt, or one of ours); ctx params forwarded. */
+ * into our EC keymgmt, or one of ours); ctx params forwarded. Each
+ * derive starts from a dup of the key's template (keys/privkey.h). */
 #include "envelope/wrapkey.h"
 #include "keys/privkey.h"
 #include "ossl/provider.h"
@@ -68,10 +69,9 @@ static int kx_init(void *ctx, void *provkey, const OSSL_PARAM params[])
 {
     KX_CTX *c = ctx;
     KMSENV_KEYOBJ *k = provkey;
-    OSSL_LIB_CTX *lc = kmsenv_inner_libctx(&c->prov->keys);
 
     KMSENV_ENTER(c->prov);
-    if (lc == NULL || k == NULL || k->kind != KMSENV_KIND_PRIVKEY ||
+    if (k == NULL || k->kind != KMSENV_KIND_PRIVKEY ||
         k->pk.type != KMSENV_WK_EC || k->pk.priv == NULL) {
         KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
                      "ECDH needs a kmsenv EC key with its private part");
@@ -81,9 +81,13 @@ static int kx_init(void *ctx, void *provkey, const OSSL_PARAM params[])
     kmsenv_keyobj_free(c->k);
     kmsenv_keyobj_up_ref(k);
     c->k = k;
-    if ((c->pctx = EVP_PKEY_CTX_new_from_pkey(lc, k->pk.priv, NULL)) == NULL ||
-        EVP_PKEY_derive_init_ex(c->pctx, params) <= 0) {
-        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "%s: cannot start ECDH", k->name);
+    /* A dup of the key's template: no fetch per operation. */
+    if ((c->pctx = kmsenv_privkey_op_ctx(k, KMSENV_PK_DERIVE, NULL)) == NULL)
+        return 0;
+    if (params != NULL && params->key != NULL &&
+        EVP_PKEY_CTX_set_params(c->pctx, (OSSL_PARAM *)params) <= 0) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: ECDH parameters refused",
+                     k->name);
         return 0;
     }
     return 1;

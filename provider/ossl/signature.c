@@ -2,8 +2,9 @@
 /* Signatures with wrapped private keys: RSA (PKCS#1 v1.5 and PSS), ECDSA,
  * Ed25519; sign/verify and digest-sign/verify, with dupctx. Each runs on
  * the object's inner key (keys/privkey.h) with the default provider's
- * implementation in the provider-private library context; ctx params are
- * forwarded, so padding, salt length, the AlgorithmIdentifier and the
+ * implementation in the provider-private library context, on a dup of the
+ * key's template for the operation (no fetch per operation); ctx params
+ * are forwarded, so padding, salt length, the AlgorithmIdentifier and the
  * rest come from the default provider. No KMS call here: the key was
  * unwrapped once, at load. */
 #include "envelope/wrapkey.h"
@@ -36,8 +37,8 @@ typedef struct {
     KMSENV_PROV *prov;
     int type; /* enum kmsenv_wk_type of this implementation */
     KMSENV_KEYOBJ *k;
-    EVP_MD_CTX *mctx;   /* digest-sign/verify; owns pctx then */
-    EVP_PKEY_CTX *pctx; /* the inner operation */
+    EVP_MD_CTX *mctx;   /* digest-sign/verify: a shell around pctx */
+    EVP_PKEY_CTX *pctx; /* the inner operation (owned, also with mctx) */
 } SIG_CTX;
 
 static void *sig_newctx_type(void *provctx, int type)
@@ -54,10 +55,8 @@ static void *sig_newctx_type(void *provctx, int type)
 
 static void reset(SIG_CTX *c)
 {
-    if (c->mctx != NULL)
-        EVP_MD_CTX_free(c->mctx); /* frees its pctx */
-    else
-        EVP_PKEY_CTX_free(c->pctx);
+    EVP_MD_CTX_free(c->mctx); /* keeps pctx (EVP_MD_CTX_set_pkey_ctx) */
+    EVP_PKEY_CTX_free(c->pctx);
     c->mctx = NULL;
     c->pctx = NULL;
     kmsenv_keyobj_free(c->k);
@@ -72,6 +71,21 @@ static void sig_freectx(void *ctx)
     OPENSSL_free(ctx);
 }
 
+/* An EVP_MD_CTX around pctx (a digest-sign/verify inner context), which
+ * it does not own. Final is final: when our caller wants to go on after
+ * it, EVP dups this context (sig_dupctx) first, so the inner EVP need not
+ * dup pctx once more. */
+static EVP_MD_CTX *digest_shell(EVP_PKEY_CTX *pctx)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+    if (m != NULL) {
+        EVP_MD_CTX_set_pkey_ctx(m, pctx);
+        EVP_MD_CTX_set_flags(m, EVP_MD_CTX_FLAG_FINALISE);
+    }
+    return m;
+}
+
 static void *sig_dupctx(void *ctx)
 {
     SIG_CTX *c = ctx, *d = OPENSSL_zalloc(sizeof(*d));
@@ -81,15 +95,10 @@ static void *sig_dupctx(void *ctx)
     KMSENV_ENTER(c->prov);
     d->prov = c->prov;
     d->type = c->type;
-    if (c->mctx != NULL) {
-        if ((d->mctx = EVP_MD_CTX_new()) == NULL ||
-            !EVP_MD_CTX_copy_ex(d->mctx, c->mctx))
-            goto err;
-        d->pctx = EVP_MD_CTX_get_pkey_ctx(d->mctx);
-    } else if (c->pctx != NULL &&
-               (d->pctx = EVP_PKEY_CTX_dup(c->pctx)) == NULL) {
+    if (c->pctx != NULL && (d->pctx = EVP_PKEY_CTX_dup(c->pctx)) == NULL)
         goto err;
-    }
+    if (c->mctx != NULL && (d->mctx = digest_shell(d->pctx)) == NULL)
+        goto err;
     if (c->k != NULL && kmsenv_keyobj_up_ref(c->k))
         d->k = c->k;
     return d;
@@ -126,23 +135,27 @@ static EVP_PKEY *take_key(SIG_CTX *c, void *provkey, int private)
     return pk;
 }
 
+/* Applies the caller's init params to the new inner context (the default
+ * implementation's init does the same after resetting the context, which
+ * the dup of a fresh template already is). */
+static int apply_params(SIG_CTX *c, const OSSL_PARAM params[])
+{
+    if (params == NULL || params->key == NULL ||
+        EVP_PKEY_CTX_set_params(c->pctx, (OSSL_PARAM *)params) > 0)
+        return 1;
+    KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: parameters refused", c->k->name);
+    return 0;
+}
+
 static int op_init(SIG_CTX *c, void *provkey, const OSSL_PARAM params[],
                    int sign)
 {
-    EVP_PKEY *pk;
-    OSSL_LIB_CTX *lc = kmsenv_inner_libctx(&c->prov->keys);
-
     KMSENV_ENTER(c->prov);
-    if (lc == NULL || (pk = take_key(c, provkey, sign)) == NULL)
+    if (take_key(c, provkey, sign) == NULL ||
+        (c->pctx = kmsenv_privkey_op_ctx(
+             c->k, sign ? KMSENV_PK_SIGN : KMSENV_PK_VERIFY, NULL)) == NULL)
         return 0;
-    if ((c->pctx = EVP_PKEY_CTX_new_from_pkey(lc, pk, NULL)) == NULL ||
-        (sign ? EVP_PKEY_sign_init_ex(c->pctx, params)
-              : EVP_PKEY_verify_init_ex(c->pctx, params)) <= 0) {
-        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "%s: cannot start %s", c->k->name,
-                     sign ? "signing" : "verifying");
-        return 0;
-    }
-    return 1;
+    return apply_params(c, params);
 }
 
 static int sig_sign_init(void *ctx, void *provkey, const OSSL_PARAM params[])
@@ -179,28 +192,14 @@ static int sig_verify(void *ctx, const unsigned char *sig, size_t siglen,
 static int digest_init(SIG_CTX *c, const char *mdname, void *provkey,
                        const OSSL_PARAM params[], int sign)
 {
-    EVP_PKEY *pk;
-    OSSL_LIB_CTX *lc = kmsenv_inner_libctx(&c->prov->keys);
-    int ok;
-
     KMSENV_ENTER(c->prov);
-    if (lc == NULL || (pk = take_key(c, provkey, sign)) == NULL)
+    if (take_key(c, provkey, sign) == NULL ||
+        (c->pctx = kmsenv_privkey_op_ctx(
+             c->k, sign ? KMSENV_PK_DIGEST_SIGN : KMSENV_PK_DIGEST_VERIFY,
+             mdname)) == NULL ||
+        (c->mctx = digest_shell(c->pctx)) == NULL)
         return 0;
-    if (mdname != NULL && *mdname == '\0')
-        mdname = NULL;
-    if ((c->mctx = EVP_MD_CTX_new()) == NULL)
-        return 0;
-    ok = sign ? EVP_DigestSignInit_ex(c->mctx, &c->pctx, mdname, lc, NULL, pk,
-                                      params)
-              : EVP_DigestVerifyInit_ex(c->mctx, &c->pctx, mdname, lc, NULL, pk,
-                                        params);
-    if (ok <= 0) {
-        KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "%s: cannot start %s with %s",
-                     c->k->name, sign ? "signing" : "verifying",
-                     mdname != NULL ? mdname : "no digest");
-        return 0;
-    }
-    return 1;
+    return apply_params(c, params);
 }
 
 static int sig_digest_sign_init(void *ctx, const char *mdname, void *provkey,
