@@ -203,7 +203,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-
 static void *rotator(void *arg)
 {
     int i;
