@@ -11,6 +11,9 @@ extern char bench_kek_path[BENCH_PATH_MAX];
  * messages. 1 on success. */
 int bench_make_kek(const char *name);
 double bench_now(void);
+/* CPU time of the calling thread: what a single-threaded loop costs, less
+ * sensitive than bench_now to other processes on a shared machine. */
+double bench_cpu_now(void);
 void bench_err(const char *name, const char *what);
 /* Seconds per measurement from argv[2] or $BENCH_SECONDS (default 1.0),
  * rounds from $BENCH_ROUNDS (default 3): -1 on bad input. */

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Writes the seed corpora in fuzz/corpus/<target>/ (small, committed; rerun
 # after changing a vector). Sources: the test vectors of docs/FORMATS.md
-# (contexts §1.3, record §2.6, keyset §3.5, wrapped key §8.3), answers in the form the KMS
+# (contexts §1.3, record §2.6, keyset §3.5, stream §7.5, wrapped key §8.3), answers in the form the KMS
 # emulator test/kmsemu/kmsemu.pl produces (KMS JSON, STS XML), and AWS
 # shared credentials/config files.
 use strict;
@@ -165,6 +165,52 @@ PKCS8
     put('wrapkey', 'ec-p256.pem', "notes kept beside the key\n" . $pemw->($ec));
     put('wrapkey', 'truncated.der', substr($ec, 0, 120));
 }
+
+# stream (FORMATS.md §7): flags (bit 0: encrypt the payload first; bit 1:
+# then flip a bit; bit 2: then cut), 8 bytes of seed for the update sizes,
+# the payload. Streams under the keys of §7.5 (version 7: DEK 11 x 32,
+# version 1: DEK 33 x 32; keyset id 22 x 16, context app=test), computed
+# with Python cryptography (HKDF and AESGCM exactly as §7.2): the §7.5
+# vector; frames of 200, 33 and 1 bytes and a tail of 16 (version 7);
+# frames of 100, 31 and 32 and a tail of 5 (version 1); the empty stream.
+my %stream = (
+    'vector' => h('01000000070102030405060708090a0b00000018814e7f8e87e02d2410fb282e
+6b64cf9e7f840053606dc9adf30a1e267f35d6ca754b603fbf1b0e6c00000005
+7e2de8c672616b627994d3a9a37b5d18c7d9ea71af105084141ebaf13279f71c
+3c7e951d191dccde55ecb1ca6a6a702c00d8fe9b6f'),
+    'multi' => h('0100000007000102030405060708090a000000c853e9a79772f8fa8691ffbf0d
+e02b9658767a67e67311bdc58a1f881536e878cf393cf404ae3c5a48276ca3cf
+c62be5a5af534ce2463ece1a2250b222dc2aea0bec9a326789fbf47f2b5ee0b3
+b3e2a64ba3e0a969a5e1a3e2292d75ea0da66539608ea0a3eff643681c827118
+e1c452b76be871453f34bc9c020b82637d0f0651da52f60043f7f2386631cd19
+45a0242f13f9c3e8f9b6f12042a2f3e824b75ae6b06aa0fedb83be60b640cda3
+68806c7652c359c33d5520feebf6a4979bfcc9824d828ae29551329744235986
+4fa07af449809f9da618efe2000000215bec0f970a64416d0c63ab4730a05cd1
+d7d7764530daab21708beea93b2f153ca6e735ca70a523bfe202b1a53c962a9a
+8100000001b6d75f04b90b64a6cd9e4e98ee58894d0efd1265aa1d4006ead3d7
+c6edc80edad3bbc6bec1bdecbf405556edfb9cd3d36f'),
+    'v1-short-tail' => h('01000000010b0c0d0e0f10111213141500000064c1cfff9db9bbccde0b3e49f8
+6fa3af01516018f3c441f2e58ce6d71197d23fe7122713501f0b69faaf48b494
+54ab379ed8407bbc0c68be2954bb3a4d53b683e852828791acec39ffbd13302d
+5c34b51dcf117e7302073844f946c8dc370a1f969c9bff5251d91aaa8bd6f3a2
+f4ffa822de54a9c90000001f851983650a1b964edf18983d61c631f03df76729
+9b6b72ccfd2ce123350340808a30f3e3ba23b9d73c215a87e26e6800000020a4
+f0f8bf6f727d49224fbefe8a21e68afce0d62cdadf0c3c155ac051ba175e5d97
+84dae90be22743531982c9e5518e2991a9bc66fad267a7d11b778fdbbccdcefb
+e3ef81e4'),
+    'empty' => h('0100000007161718191a1b1c1d1e1f20f7b9616b8809270e8e4e96322b0fb493'),
+);
+my @seeds = ("\x00" x 8, "\x01\x23\x45\x67\x89\xab\xcd\xef", "\xff" x 8);
+for my $name (sort keys %stream) {
+    put('stream', "$name-$_", "\x00" . $seeds[$_] . $stream{$name}) for 0 .. 2;
+}
+put('stream', 'vector-truncated', "\x00" . $seeds[1] . substr($stream{vector}, 0, 80));
+put('stream', 'vector-extended', "\x00" . $seeds[1] . $stream{vector} . 'x');
+put('stream', 'roundtrip-empty', "\x01" . $seeds[1]);
+put('stream', 'roundtrip-45', "\x01" . $seeds[1] . 'kmsenv stream test vector, forty-five bytes!!');
+put('stream', 'roundtrip-5000', "\x01" . $seeds[2] . ('0123456789' x 500));
+put('stream', 'flip-300', "\x03" . $seeds[1] . ('z' x 300));
+put('stream', 'cut-300', "\x05" . $seeds[2] . ('y' x 300));
 
 # json: KMS answers as kmsemu.pl writes them (JSON::PP canonical)
 my $arn = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';

@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS per target (default 20, as in CI; longer by hand, e.g. 600).
-# TARGET: context record keyset json decoder ini xml (default: all).
+# TARGET: context record keyset json decoder ini xml wrapkey stream (default: all).
 # wrapkey: wrapped private keys (FORMATS.md §8) on the decoder path.
 # Builds build-fuzz (clang, -DKMSENV_FUZZ=ON; KMSENV_FUZZ_BUILD_DIR
 # overrides), runs each target on a copy of its seed corpus fuzz/corpus/T

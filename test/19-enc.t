@@ -111,6 +111,32 @@ dec_fails('wrong keyset', "$d/c4097", env => { KMSENV_KEYSET => "$d/other.pem" }
 ($rc, $out, $err) = enc("$d/p0", "$d/x", env => { KMSENV_KEYSET => undef });
 ok($rc != 0 && $err =~ /no keyset/, 'no keyset: clear error') or diag $err;
 
+# A kmsenv: URI as the keyset is percent-decoded as the kmsenv: store does
+# (path and keyring=), with %00 and bad escapes refused.
+sub pct { my $s = shift; $s =~ s{([^A-Za-z0-9/._-])}{sprintf('%%%02X', ord $1)}ge; $s }
+{
+    my $sp = "$d/key dir %";
+    mkdir $sp or die "$sp: $!";
+    spurt("$sp/ks.pem", slurp("$d/ks.pem"));
+    spurt("$sp/k ek", slurp("$d/kek"));
+    chmod 0600, "$sp/k ek";
+    my $uri = 'kmsenv:' . pct("$sp/ks.pem");
+    ok($uri =~ /%20/ && $uri =~ /%25/, "URI with escapes: $uri");
+    ($rc, $out, $err) = enc("$d/p4097", "$d/u.enc", env => { KMSENV_KEYSET => $uri });
+    is($rc, 0, 'keyset kmsenv: URI with %20 and %25: enc') or diag $err;
+    ($rc, $out, $err) = enc("$d/u.enc", "$d/u.out", d => 1,
+        env => { KMSENV_KEYSET => $uri . '?keyring=' . pct('file:' . "$sp/k ek") });
+    ok($rc == 0 && slurp("$d/u.out") eq slurp("$d/p4097"),
+        'and enc -d with a %-encoded ?keyring= round-trips') or diag $err;
+    ($rc, $out, $err) = enc("$d/p1", "$d/x", env => { KMSENV_KEYSET => 'kmsenv:' . pct($d) . '/ks%00.pem' });
+    ok($rc != 0 && $err =~ /%00 \(a NUL byte\) is not allowed/, '%00 in a keyset URI refused')
+        or diag $err;
+    ($rc, $out, $err) = enc("$d/p1", "$d/x", env => { KMSENV_KEYSET => 'kmsenv:' . pct($d) . '/ks%zz.pem' });
+    ok($rc != 0 && $err =~ /two hex digits/, 'bad escape in a keyset URI refused') or diag $err;
+    ($rc, $out, $err) = enc("$d/p1", "$d/x", env => { KMSENV_KEYSET => "kmsenv:$d/ks.pem?keyring=%00" });
+    ok($rc != 0 && $err =~ /bad keyring= value: %00/, '%00 in keyring= refused') or diag $err;
+}
+
 my $ct = slurp("$d/c$big");
 my $small = slurp("$d/c" . ($seg + 1));
 # Frame boundaries, by walking the length fields (FORMATS.md §7.1): the

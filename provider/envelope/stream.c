@@ -209,14 +209,25 @@ static int aad(KMSENV_STREAM *s, const unsigned char *a, size_t len)
     return 1;
 }
 
+/* The tag through the params call itself: EVP_CIPHER_CTX_ctrl would
+ * build the same OSSL_PARAM and go through its switch. */
+static int tag_param(KMSENV_STREAM *s, unsigned char *tag, int set)
+{
+    OSSL_PARAM p[2];
+
+    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag,
+                                             KMSENV_STREAM_TAG_LEN);
+    p[1] = OSSL_PARAM_construct_end();
+    return set ? EVP_CIPHER_CTX_set_params(s->gctx, p)
+               : EVP_CIPHER_CTX_get_params(s->gctx, p);
+}
+
 static int seal_end(KMSENV_STREAM *s, unsigned char *tag)
 {
     unsigned char dummy[16];
     int ol;
 
-    if (!EVP_EncryptFinal_ex(s->gctx, dummy, &ol) ||
-        !EVP_CIPHER_CTX_ctrl(s->gctx, EVP_CTRL_GCM_GET_TAG,
-                             KMSENV_STREAM_TAG_LEN, tag)) {
+    if (!EVP_EncryptFinal_ex(s->gctx, dummy, &ol) || !tag_param(s, tag, 0)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "AES-256-GCM failed");
         return 0;
     }
@@ -229,8 +240,7 @@ static int open_end(KMSENV_STREAM *s, const unsigned char *tag, int last)
     unsigned char dummy[16];
     int ol;
 
-    if (!EVP_CIPHER_CTX_ctrl(s->gctx, EVP_CTRL_GCM_SET_TAG,
-                             KMSENV_STREAM_TAG_LEN, (void *)tag) ||
+    if (!tag_param(s, (unsigned char *)tag, 1) ||
         EVP_DecryptFinal_ex(s->gctx, dummy, &ol) <= 0) {
         KMSENV_RAISE(KMSENV_R_RECORD_AUTH_FAILED,
                      "stream %s %llu (key version %u) failed authentication: "
@@ -339,80 +349,92 @@ static int enc_final(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
     return 1;
 }
 
+/* A frame ends: its held ciphertext, then rest bytes of p, are decrypted
+ * straight into out and the tag is checked before the call returns; on
+ * failure everything this call wrote of the frame is wiped. */
+static int end_frame(KMSENV_STREAM *s, const unsigned char *p, size_t rest,
+                     const unsigned char *tag, unsigned char *out,
+                     size_t outsize, size_t *w, size_t frame_w)
+{
+    size_t need = s->holdlen + rest;
+
+    if (!room(*w, need, outsize))
+        return 0;
+    if (!gcm(s, out + *w, s->hold, s->holdlen) ||
+        !gcm(s, out + *w + s->holdlen, p, rest) || !open_end(s, tag, 0)) {
+        OPENSSL_cleanse(out + frame_w, *w + need - frame_w);
+        *w = frame_w;
+        return 0;
+    }
+    *w += need;
+    s->pos = s->n;
+    s->holdlen = s->taglen = 0;
+    s->frame_unverified = 0;
+    s->counter++;
+    s->state = S_BND;
+    return 1;
+}
+
 /* Decryption: feeds frame bytes (state S_DATA or S_TAG); returns how many
- * of len it consumed (stops at the frame's end), or -1. */
+ * of len it consumed (stops at the frame's end), or -1. When the rest of
+ * the frame and its tag are all in p, one GCM update decrypts it into out
+ * (end_frame); otherwise the bytes before the frame's last
+ * KMSENV_STREAM_HOLD are released and the rest is kept as ciphertext. */
 static long long feed_frame(KMSENV_STREAM *s, const unsigned char *p,
                             size_t len, unsigned char *out, size_t outsize,
                             size_t *w, size_t *frame_w)
 {
-    size_t used = 0;
+    size_t used = 0, take;
 
-    while (used < len) {
-        if (s->state == S_DATA) {
-            size_t left = s->n - s->pos, take = len - used, direct = 0;
-            size_t holdfrom =
-                s->n > KMSENV_STREAM_HOLD ? s->n - KMSENV_STREAM_HOLD : 0;
+    if (s->state == S_DATA) {
+        size_t left = s->n - s->pos, direct = 0;
+        size_t holdfrom =
+            s->n > KMSENV_STREAM_HOLD ? s->n - KMSENV_STREAM_HOLD : 0;
 
-            if (take > left)
-                take = left;
-            if (s->pos < holdfrom) {
-                direct = holdfrom - s->pos;
-                if (direct > take)
-                    direct = take;
-                if (!room(*w, direct, outsize) ||
-                    !gcm(s, out + *w, p + used, direct))
-                    return -1;
-                *w += direct;
-                s->released_unverified += direct;
-            }
-            memcpy(s->hold + s->holdlen, p + used + direct, take - direct);
-            s->holdlen += take - direct;
-            s->pos += (uint32_t)take;
-            used += take;
-            if (s->pos == s->n)
-                s->state = S_TAG;
-        } else { /* S_TAG */
-            size_t take = KMSENV_STREAM_TAG_LEN - s->taglen;
-            unsigned char plain[KMSENV_STREAM_HOLD];
-
-            if (take > len - used)
-                take = len - used;
-            memcpy(s->tag + s->taglen, p + used, take);
-            s->taglen += take;
-            used += take;
-            if (s->taglen < KMSENV_STREAM_TAG_LEN)
-                continue;
-            if (!gcm(s, plain, s->hold, s->holdlen))
+        if (len >= left + KMSENV_STREAM_TAG_LEN) {
+            if (!end_frame(s, p, left, p + left, out, outsize, w, *frame_w))
                 return -1;
-            if (!open_end(s, s->tag, 0)) {
-                /* Nothing of this segment stays in out from this call. */
-                OPENSSL_cleanse(out + *frame_w, *w - *frame_w);
-                *w = *frame_w;
-                OPENSSL_cleanse(plain, sizeof(plain));
-                return -1;
-            }
-            if (!room(*w, s->holdlen, outsize)) {
-                OPENSSL_cleanse(plain, sizeof(plain));
-                return -1;
-            }
-            memcpy(out + *w, plain, s->holdlen);
-            OPENSSL_cleanse(plain, sizeof(plain));
-            *w += s->holdlen;
-            s->holdlen = s->taglen = 0;
-            s->counter++;
-            s->state = S_BND;
-            break;
+            return (long long)(left + KMSENV_STREAM_TAG_LEN);
         }
+        /* The tag is not in this call: what is released now goes out
+         * before its tag is checked. */
+        take = len < left ? len : left;
+        if (s->pos < holdfrom) {
+            direct = holdfrom - s->pos;
+            if (direct > take)
+                direct = take;
+            if (!room(*w, direct, outsize) || !gcm(s, out + *w, p, direct))
+                return -1;
+            *w += direct;
+            s->released_unverified += direct;
+            s->frame_unverified += direct;
+        }
+        memcpy(s->hold + s->holdlen, p + direct, take - direct);
+        s->holdlen += take - direct;
+        s->pos += (uint32_t)take;
+        used = take;
+        if (s->pos < s->n)
+            return (long long)used;
+        s->state = S_TAG;
     }
+    /* S_TAG: the frame's data is all in; its tag comes in pieces. */
+    take = KMSENV_STREAM_TAG_LEN - s->taglen;
+    if (take > len - used)
+        take = len - used;
+    memcpy(s->tag + s->taglen, p + used, take);
+    s->taglen += take;
+    used += take;
+    if (s->taglen == KMSENV_STREAM_TAG_LEN &&
+        !end_frame(s, NULL, 0, s->tag, out, outsize, w, *frame_w))
+        return -1;
     return (long long)used;
 }
 
-/* A frame starts at bnd: its length, then its first bytes. */
-static int start_frame(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
-                       size_t *w, size_t *frame_w)
+/* A frame starts with the length at lenp: checked, nonce and AAD set. */
+static int begin_frame(KMSENV_STREAM *s, const unsigned char *lenp, size_t w,
+                       size_t *frame_w)
 {
-    uint32_t n = kmsenv_get_u32(s->bnd);
-    long long used;
+    uint32_t n = kmsenv_get_u32(lenp);
 
     if (n == 0 || n > KMSENV_STREAM_MAX_FRAME) {
         KMSENV_RAISE(KMSENV_R_BAD_RECORD,
@@ -427,12 +449,26 @@ static int start_frame(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
                      "stream segment limit (2^64-1) exceeded");
         return 0;
     }
-    if (!set_nonce(s, 0) || !aad(s, s->bnd, KMSENV_STREAM_LEN_LEN))
+    if (!set_nonce(s, 0) || !aad(s, lenp, KMSENV_STREAM_LEN_LEN))
         return 0;
     s->n = n;
     s->pos = 0;
+    s->holdlen = s->taglen = 0;
+    s->frame_unverified = 0;
     s->state = S_DATA;
-    *frame_w = *w;
+    *frame_w = w;
+    return 1;
+}
+
+/* A frame starts at bnd (its boundary fell near the end of an earlier
+ * update): its length, then its first bytes. */
+static int start_frame(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
+                       size_t *w, size_t *frame_w)
+{
+    long long used;
+
+    if (!begin_frame(s, s->bnd, *w, frame_w))
+        return 0;
     used =
         feed_frame(s, s->bnd + KMSENV_STREAM_LEN_LEN,
                    s->bndlen - KMSENV_STREAM_LEN_LEN, out, outsize, w, frame_w);
@@ -467,16 +503,22 @@ static int dec_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
                              "not a kmsenv stream (format byte %02x, "
                              "expected %02x)",
                              s->hdr[0], KMSENV_STREAM_FORMAT);
-                return 0;
+                goto err;
             }
             s->version = kmsenv_get_u32(s->hdr + 1);
             if (!set_key(s))
-                return 0;
+                goto err;
             s->state = S_BND;
             break;
         case S_BND:
             /* More than 32 bytes after a boundary: a frame (a tail is at
              * most 32 bytes and ends the stream). */
+            if (s->bndlen == 0 && inl > KMSENV_STREAM_BLOCK) {
+                if (!begin_frame(s, in, w, &frame_w))
+                    goto err;
+                in += KMSENV_STREAM_LEN_LEN, inl -= KMSENV_STREAM_LEN_LEN;
+                break;
+            }
             if (s->bndlen <= KMSENV_STREAM_BLOCK) {
                 if (inl == 0)
                     goto out;
@@ -489,7 +531,7 @@ static int dec_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
                     goto out;
             }
             if (!start_frame(s, out, outsize, &w, &frame_w))
-                return 0;
+                goto err;
             break;
         case S_DATA:
         case S_TAG:
@@ -497,7 +539,7 @@ static int dec_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
                 goto out;
             used = feed_frame(s, in, inl, out, outsize, &w, &frame_w);
             if (used < 0)
-                return 0;
+                goto err;
             in += used, inl -= (size_t)used;
             break;
         case S_DONE:
@@ -505,15 +547,19 @@ static int dec_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
                 goto out;
             KMSENV_RAISE(KMSENV_R_BAD_RECORD,
                          "data after the end of the stream");
-            return 0;
+            goto err;
         default:
             KMSENV_RAISE(KMSENV_R_INTERNAL, "stream not started or failed");
-            return 0;
+            goto err;
         }
     }
 out:
     *outl = w;
     return 1;
+err:
+    /* A failing call leaves nothing it wrote. */
+    OPENSSL_cleanse(out, w);
+    return 0;
 }
 
 static int dec_final(KMSENV_STREAM *s, unsigned char *out, size_t outsize,

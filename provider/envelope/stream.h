@@ -73,9 +73,12 @@ typedef struct {
     size_t holdlen;
     unsigned char tag[KMSENV_STREAM_TAG_LEN];
     size_t taglen;
-    uint32_t n;                   /* current frame's length */
-    uint32_t pos;                 /* data bytes of it seen */
-    uint64_t released_unverified; /* statistics for tests */
+    uint32_t n;   /* current frame's length */
+    uint32_t pos; /* data bytes of it seen */
+    /* Decryption: plaintext returned before its frame's tag was checked,
+     * in all and of the current frame (at most n - 32 of it, §7.4). */
+    uint64_t released_unverified;
+    uint64_t frame_unverified;
 } KMSENV_STREAM;
 
 /* HKDF-SHA256(ikm = dek, salt = hdr, info = label || keyset id || ctxenc),
@@ -96,8 +99,8 @@ int kmsenv_stream_start_enc(KMSENV_STREAM *s, OSSL_LIB_CTX *libctx,
 int kmsenv_stream_start_dec(KMSENV_STREAM *s, OSSL_LIB_CTX *libctx,
                             KMSENV_STREAM_KEYFN keyfn, void *arg);
 /* Writes at most outsize bytes (checked before every write). An encrypt
- * update writes at most inl + 36 - ... see FORMATS.md: <= inl + 20; a
- * decrypt update at most inl + 31. */
+ * update writes at most inl + 20 bytes (FORMATS.md §7.3), a decrypt update
+ * at most inl + 31 (§7.4); a failing decrypt update wipes what it wrote. */
 int kmsenv_stream_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
                          unsigned char *out, size_t outsize, size_t *outl);
 /* At most 32 bytes. Decryption: fails on truncation or a bad tail. */

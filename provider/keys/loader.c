@@ -440,3 +440,42 @@ KMSENV_KEYOBJ *kmsenv_handoff_take(const KMSENV_KEYS_ENV *env)
     h->k = NULL;
     return k;
 }
+
+static int unhex(int c)
+{
+    return isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
+}
+
+char *kmsenv_uri_pct_decode(const char *s, size_t n, const char **why)
+{
+    char *out = OPENSSL_malloc(n + 1), *o = out;
+    size_t i;
+
+    if (out == NULL) {
+        *why = "out of memory";
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+        } else if (i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+                   isxdigit((unsigned char)s[i + 2])) {
+            int c = unhex((unsigned char)s[i + 1]) * 16 +
+                    unhex((unsigned char)s[i + 2]);
+
+            if (c == 0) {
+                *why = "%00 (a NUL byte) is not allowed";
+                OPENSSL_free(out);
+                return NULL;
+            }
+            *o++ = (char)c;
+            i += 2;
+        } else {
+            *why = "'%' must be followed by two hex digits";
+            OPENSSL_free(out);
+            return NULL;
+        }
+    }
+    *o = '\0';
+    return out;
+}

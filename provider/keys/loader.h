@@ -56,6 +56,12 @@ KMSENV_KEYOBJ *kmsenv_loader_load(const KMSENV_KEYS_ENV *env,
 KMSENV_KEYOBJ *kmsenv_loader_load_file(const KMSENV_KEYS_ENV *env,
                                        const char *path, const char *keyring);
 
+/* Percent-decodes s[0..n) of a kmsenv: URI (its path or a query value)
+ * into a new string (OPENSSL_free it). NULL with *why set (no error
+ * raised) on a '%' not followed by two hex digits, on %00, or out of
+ * memory. */
+char *kmsenv_uri_pct_decode(const char *s, size_t n, const char **why);
+
 /* The OpenSSL 3.0 file: store handoff (see loader.c): a keyset loaded early
  * by a pre-decoder is parked for the key decoder that runs synchronously
  * inside the same callback, so it is unwrapped once and its load errors

@@ -103,9 +103,11 @@ KMSENV_KEYOBJ *kmsenv_registry_get(KMSENV_REGISTRY *r,
         pthread_cond_wait(&r->loaded, &r->lock); /* another thread loads */
     }
     if (e != NULL) {
-        kmsenv_keyobj_up_ref(e->k);
+        /* Read under the lock: a reload may free e once it is released. */
+        k = e->k;
+        kmsenv_keyobj_up_ref(k);
         pthread_mutex_unlock(&r->lock);
-        return e->k;
+        return k;
     }
     if ((e = OPENSSL_zalloc(sizeof(*e))) == NULL ||
         (e->path = OPENSSL_strdup(path)) == NULL ||

@@ -9,6 +9,7 @@
  * envelope/stream.c. */
 #include "envelope/context.h"
 #include "envelope/stream.h"
+#include "keys/loader.h"
 #include "keys/registry.h"
 #include "ossl/params.h"
 #include "ossl/provider.h"
@@ -111,27 +112,56 @@ static int sc_dinit(void *vctx, const unsigned char *key, size_t keylen,
     return init(vctx, 0, keylen, params);
 }
 
-/* kmsenv:PATH[?keyring=SPEC] or a plain path. */
+/* A plain path, or kmsenv:PATH[?keyring=SPEC] parsed as the kmsenv: store
+ * does: PATH and SPEC percent-decoded (%00 and bad escapes refused). */
 static KMSENV_KEYOBJ *load_keyset(STREAM_CTX *c, const char *name)
 {
-    char *path = NULL, *keyring = NULL, *q;
+    char *path = NULL, *keyring = NULL;
+    const char *rest, *q, *why = NULL;
     KMSENV_KEYOBJ *k = NULL;
 
-    if (strncasecmp(name, "kmsenv:", 7) == 0)
-        name += 7;
-    if ((path = OPENSSL_strdup(name)) == NULL)
-        return NULL;
-    if ((q = strchr(path, '?')) != NULL) {
-        *q++ = '\0';
-        if (strncmp(q, "keyring=", 8) != 0 || q[8] == '\0' ||
-            strchr(q, '&') != NULL) {
+    if (strncasecmp(name, "kmsenv:", 7) != 0) {
+        path = OPENSSL_strdup(name);
+        if (path == NULL)
+            return NULL;
+        goto load;
+    }
+    rest = name + 7;
+    q = strchr(rest, '?');
+    path = kmsenv_uri_pct_decode(
+        rest, q != NULL ? (size_t)(q - rest) : strlen(rest), &why);
+    if (path == NULL) {
+        KMSENV_RAISE(KMSENV_R_BAD_URI, "keyset '%s': bad path: %s", name, why);
+        goto done;
+    }
+    while (q != NULL) {
+        const char *item = q + 1, *end = strchr(item, '&');
+        size_t n = end != NULL ? (size_t)(end - item) : strlen(item);
+
+        if (n >= 8 && strncmp(item, "keyring=", 8) == 0) {
+            if (keyring != NULL || n == 8) {
+                KMSENV_RAISE(KMSENV_R_BAD_URI,
+                             "keyset '%s': keyring= given twice or empty "
+                             "(expected kmsenv:PATH[?keyring=SPEC])",
+                             name);
+                goto done;
+            }
+            if ((keyring = kmsenv_uri_pct_decode(item + 8, n - 8, &why)) ==
+                NULL) {
+                KMSENV_RAISE(KMSENV_R_BAD_URI,
+                             "keyset '%s': bad keyring= value: %s", name, why);
+                goto done;
+            }
+        } else if (n > 0) {
             KMSENV_RAISE(KMSENV_R_BAD_URI,
-                         "keyset '%s': expected kmsenv:PATH[?keyring=SPEC]",
-                         name);
+                         "keyset '%s': unknown query parameter '%.*s' "
+                         "(known: keyring=SPEC)",
+                         name, (int)n, item);
             goto done;
         }
-        keyring = q + 8;
+        q = end;
     }
+load:
     if (*path == '\0') {
         KMSENV_RAISE(KMSENV_R_BAD_URI, "keyset '%s' names no file", name);
         goto done;
@@ -139,6 +169,7 @@ static KMSENV_KEYOBJ *load_keyset(STREAM_CTX *c, const char *name)
     k = kmsenv_registry_get(c->prov->registry, &c->prov->keys, path, keyring);
 done:
     OPENSSL_free(path);
+    OPENSSL_free(keyring);
     return k;
 }
 

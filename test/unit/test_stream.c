@@ -61,6 +61,9 @@ static void out_add(OUT *o, const unsigned char *p, size_t n)
 }
 
 static int max_over; /* largest outl - inl seen in an update */
+/* Decrypt updates after which more than n - 32 bytes of the frame being
+ * read had been returned before its tag was checked (FORMATS.md §7.4). */
+static size_t bound_bad, bound_max;
 
 /* Runs one direction with exact EVP budgets; 1 ok, 0 failed somewhere. */
 static int run(KMSENV_STREAM *s, const unsigned char *in, size_t len,
@@ -83,6 +86,14 @@ static int run(KMSENV_STREAM *s, const unsigned char *in, size_t len,
         }
         if ((int)(outl - n) > max_over && outl > n)
             max_over = (int)(outl - n);
+        if (!s->enc) {
+            uint64_t lim =
+                s->n > KMSENV_STREAM_HOLD ? s->n - KMSENV_STREAM_HOLD : 0;
+
+            bound_bad += s->frame_unverified > lim;
+            if (s->frame_unverified > bound_max)
+                bound_max = (size_t)s->frame_unverified;
+        }
         out_add(o, buf, outl);
         free(buf);
         off += n;
@@ -356,6 +367,32 @@ int main(void)
     K2 = K1, K2.dek[31] ^= 1;
     CHECK(!dec(&K2, 0, c.p, c.len, 0, &p), "wrong data key fails");
 
+    /* A failing call wipes everything it wrote, also the frames before
+     * the bad one that it verified: the small stream (frames of 34, 50, 50,
+     * 7 + 16 lag...) with the tag of its third frame broken, all in one
+     * update into a buffer filled with a5. */
+    {
+        KMSENV_STREAM s;
+        size_t outl = 1, f3 = 16 + (20 + 34) + (20 + 50) + 4 + 50 + 15;
+        unsigned char *r = malloc(c.len), *o = malloc(c.len + 32);
+
+        memcpy(r, c.p, c.len);
+        r[f3] ^= 1;
+        memset(o, 0xa5, c.len + 32);
+        kmsenv_stream_init(&s);
+        kmsenv_stream_start_dec(&s, NULL, keyfn, &K1);
+        ok = kmsenv_stream_update(&s, r, c.len, o, c.len + 32, &outl);
+        for (i = 0, nb = 0; i < c.len + 32; i++)
+            nb += o[i] != 0xa5 && o[i] != 0;
+        CHECK(!ok && outl == 0 && nb == 0,
+              "a failing update leaves none of what it wrote (%zu bytes "
+              "left)",
+              nb);
+        kmsenv_stream_cleanup(&s);
+        ERR_clear_error();
+        free(r), free(o);
+    }
+
     /* A failing tag releases nothing of the segment's held bytes: tamper
      * the last ciphertext byte of a 5000-byte frame, decrypt in one call. */
     {
@@ -381,6 +418,11 @@ int main(void)
         kmsenv_stream_cleanup(&s);
         ERR_clear_error();
     }
+
+    CHECK(bound_bad == 0 && bound_max > 0,
+          "after every decrypt update at most n - 32 bytes of the frame "
+          "being read were out before its tag (%zu over; most: %zu)",
+          bound_bad, bound_max);
 
     /* 64-bit counters: streams starting at 2^32 - 2 cross 2^32; a stream at
      * counter 2^32 differs from one at 0 (no 32-bit truncation); the
