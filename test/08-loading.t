@@ -55,17 +55,17 @@ sub calls {
 mkfifo("$d/fifo", 0600) or die "mkfifo: $!";
 ($rc, $out, $err) = ossl_bounded({}, 'pkey', '-in', "kmsenv:$d/fifo", '-noout');
 ok($rc != 0 && $rc < 128, 'kmsenv: URI naming a FIFO fails without hanging') or diag "rc=$rc $err";
-like($err, qr/keyset file \Q$d\E\/fifo is not a regular file/, '... saying it is not a regular file');
+like($err, qr/key file \Q$d\E\/fifo is not a regular file/, '... saying it is not a regular file');
 ($rc, $out, $err) = ossl_bounded({}, 'storeutl', "kmsenv:$d/fifo");
 ok($rc < 128, 'storeutl on a kmsenv: FIFO returns without hanging') or diag "rc=$rc $err";
-like($err, qr/keyset file \Q$d\E\/fifo is not a regular file/, '... with the error');
+like($err, qr/key file \Q$d\E\/fifo is not a regular file/, '... with the error');
 ($rc, $out, $err) = ossl_bounded({ env => { KMSENV_KEYSET => "$d/fifo" } },
     'pkey', '-in', 'kmsenv:', '-noout');
 ok($rc != 0 && $rc < 128, 'a configured default keyset that is a FIFO fails fast') or diag "rc=$rc $err";
 like($err, qr/is not a regular file/, '... clearly');
 ($rc, $out, $err) = ossl_bounded({}, 'pkey', '-in', 'kmsenv:/dev/zero', '-noout');
 isnt($rc, 0, 'kmsenv:/dev/zero is refused');
-like($err, qr/keyset file \/dev\/zero is not a regular file/, '... as not a regular file');
+like($err, qr/key file \/dev\/zero is not a regular file/, '... as not a regular file');
 
 # A keyset whose recorded KEK file has been replaced by a FIFO.
 make_kek("$d/kekf");
@@ -219,6 +219,15 @@ spurt("$d/noend.pem", $noend);
 ($rc, $out, $err) = ossl('pkey', '-in', "$d/noend.pem", '-noout');
 like($err, qr/malformed "KMSENV KEYSET" PEM block \(truncated or no END line\)/,
     'PEM without its END line: said so');
+# the same for a wrapped private key: the error names its label
+spurt("$d/bw.pem", "-----BEGIN KMSENV WRAPPED PRIVATE KEY-----\nBIIB!!!!Nk\n"
+    . "-----END KMSENV WRAPPED PRIVATE KEY-----\n");
+for my $f ("$d/bw.pem", "kmsenv:$d/bw.pem") {
+    ($rc, $out, $err) = ossl('pkey', '-in', $f, '-noout');
+    isnt($rc, 0, "wrapped key with bad base64 fails ($f)");
+    like($err, qr/bad PEM base64 in the "KMSENV WRAPPED PRIVATE KEY" block/,
+        '... naming its block');
+}
 
 # --- 6. Encoders refuse what a keyset cannot be -------------------------------
 unlink("$d/enc.pem");
@@ -252,7 +261,7 @@ for my $in ("$d/bundle.pem", "kmsenv:$d/bundle.pem") {
     like($out, qr/KMSENV-KEYSET keyset/, "keyset after text and a certificate: $in");
 }
 ($rc, $out, $err) = ossl('pkey', '-in', "kmsenv:$d/cert.pem", '-noout');
-like($err, qr/neither a DER keyset nor a "KMSENV KEYSET" PEM block/,
+like($err, qr/neither a DER kmsenv key nor a "KMSENV KEYSET" or "KMSENV WRAPPED PRIVATE KEY" PEM block/,
     'a PEM file with no keyset block says so');
 
 # --- 7. Wrapped private keys through kmsenv: URIs ------------------------------

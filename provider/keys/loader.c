@@ -211,17 +211,14 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
             return 0;
         if (reason == PEM_R_BAD_BASE64_DECODE)
             KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
-                         "%s: bad PEM base64 in the \"" KMSENV_KEYSET_PEM_LABEL
-                         "\" block",
-                         what);
+                         "%s: bad PEM base64 in the \"%s\" block", what, label);
         else
-            KMSENV_RAISE(
-                KMSENV_R_BAD_KEYSET,
-                "%s: malformed \"" KMSENV_KEYSET_PEM_LABEL "\" PEM block (%s)",
-                what,
-                reason == PEM_R_BAD_END_LINE || reason == PEM_R_SHORT_HEADER
-                    ? "truncated or no END line"
-                    : reason_text(e));
+            KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                         "%s: malformed \"%s\" PEM block (%s)", what, label,
+                         reason == PEM_R_BAD_END_LINE ||
+                                 reason == PEM_R_SHORT_HEADER
+                             ? "truncated or no END line"
+                             : reason_text(e));
         return drained(in);
     }
     ERR_pop_to_mark();
@@ -235,10 +232,9 @@ int kmsenv_input_read_pem(BIO *in, unsigned char **der, size_t *derlen,
                      what);
     } else if (header != NULL && *header != '\0') {
         KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
-                     "%s: the \"" KMSENV_KEYSET_PEM_LABEL
-                     "\" PEM block has headers (keysets are wrapped under "
-                     "their KEKs, never password-encrypted)",
-                     what);
+                     "%s: the \"%s\" PEM block has headers (kmsenv keys are "
+                     "wrapped under their KEKs, never password-encrypted)",
+                     what, name);
     } else if (kmsenv_input_check_der(data, (size_t)len, what) == 1) {
         *der = data;
         *derlen = (size_t)len;
@@ -262,7 +258,7 @@ int kmsenv_loader_read_file(const char *path, unsigned char **der, size_t *len)
     *len = 0;
     if (!kmsenv_read_regular(path, KMSENV_MAX_INPUT, &buf, &n, why,
                              sizeof(why))) {
-        KMSENV_RAISE(KMSENV_R_IO_ERROR, "keyset file %s %s", path, why);
+        KMSENV_RAISE(KMSENV_R_IO_ERROR, "key file %s %s", path, why);
         return 0;
     }
     if (kmsenv_input_is_keyset_prefix(buf, n)) {
@@ -288,8 +284,9 @@ int kmsenv_loader_read_file(const char *path, unsigned char **der, size_t *len)
         BIO_free(mem);
         if (r == 0)
             KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
-                         "%s: neither a DER keyset nor a "
-                         "\"" KMSENV_KEYSET_PEM_LABEL "\" PEM block",
+                         "%s: neither a DER kmsenv key nor a "
+                         "\"" KMSENV_KEYSET_PEM_LABEL "\" or "
+                         "\"" KMSENV_WRAPPED_PEM_LABEL "\" PEM block",
                          path);
     }
     OPENSSL_free(buf);

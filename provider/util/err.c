@@ -22,7 +22,7 @@ static const OSSL_ITEM reason_strings[] = {
     {KMSENV_R_KEK_PERMISSIONS,
      "key-encryption key file has unsafe permissions"},
     {KMSENV_R_WRONG_KEK, "wrapped under a different key-encryption key"},
-    {KMSENV_R_UNWRAP_FAILED, "could not unwrap the keyset key"},
+    {KMSENV_R_UNWRAP_FAILED, "could not unwrap the key"},
     {KMSENV_R_BAD_KEYSET, "malformed keyset"},
     {KMSENV_R_KEYSET_TAMPERED,
      "keyset failed authentication (tampered or corrupt)"},
