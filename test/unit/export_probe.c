@@ -465,15 +465,15 @@ static void import_checks(EVP_PKEY *w, EVP_PKEY *plain, const char *type,
     ERR_clear_error();
     r = c != NULL && EVP_PKEY_fromdata_init(c) > 0 &&
         EVP_PKEY_fromdata(c, &imp2, EVP_PKEY_KEYPAIR, all) > 0;
-    CHECK(!r && imp2 == NULL,
-          "fromdata(KEYPAIR) with the private params into the kmsenv "
-          "keymgmt: refused");
     {
         unsigned long e = ERR_peek_last_error();
         char msg[256] = "";
 
         if (e != 0)
             ERR_error_string_n(e, msg, sizeof(msg));
+        CHECK(!r && imp2 == NULL,
+              "fromdata(KEYPAIR) with the private params into the kmsenv "
+              "keymgmt: refused");
         TODO_CHECK(e != 0, "  with an error on the queue (%s)",
                    e != 0 ? msg : "none");
     }
