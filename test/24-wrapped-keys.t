@@ -4,7 +4,8 @@
 # kmsenv wrap --generate for each type, every input form (PKCS#8 and
 # traditional, PEM and DER), the C export paths and public-only import
 # (export_probe --wrapped, both provider orders), RSA PKCS#1 v1.5 implicit
-# rejection identical to the plain key's, and TLS 1.2 with X25519 when
+# rejection identical to the plain key's, the purpose authenticated in the
+# header, and TLS 1.2 with X25519 when
 # kmsenv is listed first. The KEK context binding (purpose, public key) is
 # tested at C level in test/unit/test_wrapkey.c.
 use strict;
@@ -167,6 +168,23 @@ my $OID_PSS = "\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0a";
     }
 }
 
+# --- 3. purpose binding --------------------------------------------------
+# The purpose is authenticated by the seal: rewritten in a wrapped file, the
+# key does not load. (A header rewritten and sealed again with the right
+# container key is refused by the KEK context: test/unit/test_wrapkey.c.)
+{
+    my $der = pem_body(slurp("$d/p256.pkcs8.pem.w.pem"));
+    my $i = index($der, "\x0bprivate-key");
+    ok($i > 0, 'purpose private-key found in the header');
+    (my $bad = $der) =~ s/\x0bprivate-key/\x0bprivate-kez/;
+    spurt("$d/purpose.w.pem", pem_wrap('KMSENV WRAPPED PRIVATE KEY', $bad));
+    for my $or (@ORDERS) {
+        my ($rc, $o, $e) = with($or->[0], 'pkey', '-in', "$d/purpose.w.pem", '-pubout');
+        isnt($rc, 0, "purpose rewritten in the header ($or->[1]): refused");
+        like($e, qr/tamper|authentic/i, '  as a tamper failure') or diag($e);
+    }
+}
+
 # --- 4/5/6. the C paths (export_probe --wrapped) -----------------------------
 # Each type, both provider orders: no private number by any export path,
 # public-only import with selection KEYPAIR, X509_check_private_key, and
@@ -312,7 +330,8 @@ sub finish_server {
                 '-verify_return_error', '-servername', 'localhost', '-tls1_2',
                 '-groups', 'X25519', '-cipher', $cipher);
             ok($crc == 0 && $out =~ /^New, TLSv1\.2, Cipher is \Q$cipher\E/m
-                  && $out =~ /Server Temp Key: X25519/ && $out =~ /Verify return code: 0 \(ok\)/,
+                  && $out =~ /(?:Server|Peer) Temp Key: X25519/    # 3.0 | 3.5
+                  && $out =~ /Verify return code: 0 \(ok\)/,
                 "TLS 1.2 $cipher with X25519, wrapped RSA key ($or->[1])")
               or diag("$out\n$cerr");
         }
