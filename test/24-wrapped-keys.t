@@ -5,9 +5,9 @@
 # traditional, PEM and DER), the C export paths and public-only import
 # (export_probe --wrapped, both provider orders), RSA PKCS#1 v1.5 implicit
 # rejection identical to the plain key's, the purpose authenticated in the
-# header, and TLS 1.2 with X25519 when
-# kmsenv is listed first. The KEK context binding (purpose, public key) is
-# tested at C level in test/unit/test_wrapkey.c.
+# header, and TLS 1.2 with X25519 when kmsenv is listed first. The KEK
+# context binding (purpose, public key) is tested at C level in
+# test/unit/test_wrapkey.c.
 use strict;
 use warnings;
 use FindBin;
