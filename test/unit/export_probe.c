@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Tries every C export path on a loaded keyset and reports what each did:
  * "refused", "wrapped" (output equals the wrapped keyset) or "LEAK?" (any
- * other output). Used by test/01-keyset.t and test/05-noleak.t. */
+ * other output). Used by test/01-keyset.t and test/05-noleak.t.
+ *
+ * With --wrapped, the same for a wrapped private key, and more
+ * (export_probe_wrapped.c): used by test/24-wrapped-keys.t. */
 #include <stdio.h>
 #include <string.h>
 #include <openssl/bio.h>
@@ -12,6 +15,8 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/x509.h>
+
+#include "export_probe.h"
 
 static void hexdump(const char *what, const unsigned char *p, size_t n)
 {
@@ -36,6 +41,8 @@ int main(int argc, char **argv)
     char *name = NULL, *hdr = NULL;
     BUF_MEM *bm;
 
+    if (argc > 2 && strcmp(argv[2], "--wrapped") == 0)
+        return wrapped_main(argc, argv);
     if (argc != 3)
         return 2;
     OSSL_PROVIDER_set_default_search_path(NULL, argv[1]);

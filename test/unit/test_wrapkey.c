@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for envelope/wrapkey.c (docs/FORMATS.md §8 "Wrapped private
  * key"): the test vector, round trip, every byte authenticated or checked,
- * truncation and hostile headers. */
+ * truncation and hostile headers; the KEK context binding (§8.2) through
+ * the real loader (keys/privkey.c) and a file: KEK. */
 #include "envelope/wrapkey.h"
+#include "keys/privkey.h"
+#include "kms/keyring.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "harness.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
 
 /* RFC 8032 test 1 (Ed25519) */
 #define ED_PKCS8                                                               \
@@ -132,6 +140,175 @@ static void print_hex(const char *what, const unsigned char *p, size_t n)
     free(h);
 }
 
+/* ---- KEK context binding (§8.2) through keys/privkey.c ------------------
+ * A wrapped key whose container key was wrapped under one KEK context but
+ * whose header (authenticated by a correct seal) says another: the tools
+ * never make one, so it is built here from the parts. */
+static KMSENV_KMS_ENV kms;
+static char kekdir[64], kekspec[128];
+
+static int make_kek_file(void)
+{
+    unsigned char k[32];
+    char path[96];
+    int fd, ok;
+
+    snprintf(kekdir, sizeof(kekdir), "/tmp/kmsenv-wrapkey-XXXXXX");
+    if (mkdtemp(kekdir) == NULL || RAND_bytes(k, sizeof(k)) <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "%s/kek", kekdir);
+    snprintf(kekspec, sizeof(kekspec), "file:%s", path);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ok = fd >= 0 && write(fd, k, sizeof(k)) == (ssize_t)sizeof(k);
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static void remove_kek_file(void)
+{
+    char path[96];
+
+    snprintf(path, sizeof(path), "%s/kek", kekdir);
+    unlink(path);
+    rmdir(kekdir);
+}
+
+static EVP_PKEY *gen_p256(void)
+{
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static int spki_of(EVP_PKEY *pk, unsigned char **spki, size_t *len)
+{
+    int n = i2d_PUBKEY(pk, spki);
+
+    *len = n > 0 ? (size_t)n : 0;
+    return n > 0;
+}
+
+/* The wrapped key DER of sealed (its PKCS#8), with header public key
+ * hdr_key and purpose hdr_purpose, whose container key is wrapped under
+ * the KEK context of (ctx_key, ctx_purpose). */
+static int build_wrapped(EVP_PKEY *sealed, EVP_PKEY *hdr_key,
+                         const char *hdr_purpose, EVP_PKEY *ctx_key,
+                         const char *ctx_purpose, KMSENV_BUF *der)
+{
+    KMSENV_WRAPKEY wk;
+    KMSENV_CONTEXT ectx;
+    KMSENV_KEYRING *kr = NULL;
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(sealed);
+    unsigned char *cspki = NULL, *q;
+    size_t clen;
+    int n, ok;
+
+    kmsenv_wrapkey_init(&wk);
+    kmsenv_ctx_init(&ectx);
+    wk.type = KMSENV_WK_EC;
+    wk.created = (uint64_t)time(NULL);
+    snprintf(wk.purpose, sizeof(wk.purpose), "%s", hdr_purpose);
+    n = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, NULL) : 0;
+    ok = n > 0 && kmsenv_secret_alloc(&wk.pkcs8, (size_t)n);
+    q = ok ? wk.pkcs8.data : NULL;
+    ok = ok && i2d_PKCS8_PRIV_KEY_INFO(p8, &q) == n &&
+         spki_of(hdr_key, &wk.spki, &wk.spkilen) &&
+         spki_of(ctx_key, &cspki, &clen) &&
+         kmsenv_wrapkey_context(&ectx, NULL, cspki, clen, ctx_purpose) &&
+         kmsenv_keyring_open(&kms, kekspec, &kr) &&
+         kmsenv_keyring_generate(kr, &ectx, KMSENV_WK_CK_LEN, &wk.ck, &wk.wrap,
+                                 &wk.nwrap) &&
+         kmsenv_wrapkey_encode(&wk, NULL, NULL, der);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    OPENSSL_free(cspki);
+    kmsenv_keyring_free(kr);
+    kmsenv_ctx_free(&ectx);
+    kmsenv_wrapkey_free(&wk);
+    return ok;
+}
+
+/* Loads der through the loader: 1 if it loaded; else *reason and the
+ * error text (take_errors). */
+static int try_load(const KMSENV_KEYS_ENV *env, const KMSENV_BUF *der,
+                    int *reason, const char **errs)
+{
+    KMSENV_KEYOBJ *k =
+        kmsenv_privkey_load(env, der->p, der->len, "binding", NULL);
+
+    *reason = k == NULL ? last_reason() : 0;
+    *errs = take_errors();
+    kmsenv_keyobj_free(k);
+    return k != NULL;
+}
+
+static void binding_tests(void)
+{
+    KMSENV_KEYS_ENV env = {NULL, NULL, &kms, NULL, NULL};
+    EVP_PKEY *a = gen_p256(), *b = gen_p256();
+    KMSENV_BUF der;
+    const char *errs;
+    int reason, built;
+
+    env.inner = kmsenv_inner_new();
+    kmsenv_buf_init(&der, 0);
+    if (!CHECK(a != NULL && b != NULL && env.inner != NULL && make_kek_file(),
+               "binding: keys and a file: KEK"))
+        goto end;
+
+    /* controls: header and KEK context agree */
+    built = build_wrapped(a, a, "private-key", a, "private-key", &der);
+    CHECK(built && try_load(&env, &der, &reason, &errs),
+          "binding: header and KEK context agree: loads");
+    der.len = 0;
+    built = build_wrapped(a, a, "tls-server", a, "tls-server", &der);
+    CHECK(built && try_load(&env, &der, &reason, &errs),
+          "binding: another purpose, the same in both: loads");
+
+    /* purpose rewritten in the header, sealed correctly under it */
+    der.len = 0;
+    built = build_wrapped(a, a, "tls-server", a, "private-key", &der);
+    CHECK(built && !try_load(&env, &der, &reason, &errs) &&
+              reason == KMSENV_R_UNWRAP_FAILED &&
+              strstr(errs, "encryption context") != NULL,
+          "binding: header purpose tls-server, wrapped for private-key: "
+          "refused by the KEK unwrap (%s)",
+          errs);
+    der.len = 0;
+    built = build_wrapped(a, a, "private-key", a, "tls-server", &der);
+    CHECK(built && !try_load(&env, &der, &reason, &errs) &&
+              reason == KMSENV_R_UNWRAP_FAILED &&
+              strstr(errs, "encryption context") != NULL,
+          "binding: header purpose private-key, wrapped for tls-server: "
+          "refused by the KEK unwrap");
+
+    /* public key swapped: header, seal and sealed key all say b, so only
+     * the KEK context (bound to a) refuses it */
+    der.len = 0;
+    built = build_wrapped(b, b, "private-key", a, "private-key", &der);
+    CHECK(built && !try_load(&env, &der, &reason, &errs) &&
+              reason == KMSENV_R_UNWRAP_FAILED &&
+              strstr(errs, "encryption context") != NULL,
+          "binding: swapped public key, consistent seal: refused by the KEK "
+          "context binding");
+    der.len = 0;
+    built = build_wrapped(b, b, "private-key", b, "private-key", &der);
+    CHECK(built && try_load(&env, &der, &reason, &errs),
+          "binding: the same with the KEK context of b: loads");
+    /* and the check after the unseal: a's key under b's header */
+    der.len = 0;
+    built = build_wrapped(a, b, "private-key", b, "private-key", &der);
+    CHECK(built && !try_load(&env, &der, &reason, &errs) &&
+              reason == KMSENV_R_BAD_KEYSET &&
+              strstr(errs, "does not belong") != NULL,
+          "binding: a sealed key that is not the header's: refused after "
+          "the unseal");
+end:
+    remove_kek_file();
+    kmsenv_buf_free(&der);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
+    kmsenv_inner_free(env.inner);
+}
+
 int main(void)
 {
     KMSENV_WRAPKEY wk, d;
@@ -230,5 +407,6 @@ int main(void)
     kmsenv_wrapkey_free(&wk);
     kmsenv_buf_free(&der);
     kmsenv_buf_free(&ctxenc);
+    binding_tests();
     return harness_done();
 }
