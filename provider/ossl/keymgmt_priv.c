@@ -405,8 +405,14 @@ static int pk_import(void *keydata, int selection, const OSSL_PARAM params[])
      * uses the key's own provider. */
     if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 &&
         (OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY) != NULL ||
-         OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_D) != NULL))
+         OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_RSA_D) != NULL)) {
+        kmsenv_log(1,
+                   "import refused: a kmsenv %s key holds a private key "
+                   "only by unwrapping it (import plain keys into the "
+                   "default provider; wrap them with kmsenv wrap)",
+                   kmsenv_wk_type_name(k->pk.type));
         return 0;
+    }
     if (k->pk.pub != NULL || k->pk.priv != NULL ||
         (lc = kmsenv_inner_libctx(k->env)) == NULL)
         return 0;

@@ -32,18 +32,6 @@
 #include "export_probe.h"
 #include "harness.h"
 
-/* A check whose failure is a known bug, reported in TAP as "# TODO". */
-#define TODO_CHECK(cond, ...)                                                  \
-    do {                                                                       \
-        int ok_ = (cond) ? 1 : 0;                                              \
-        printf("%s %d - ", ok_ ? "ok" : "not ok", ++n_tests);                  \
-        printf(__VA_ARGS__);                                                   \
-        printf(" # TODO known bug, see the report\n");                         \
-        if (ok_)                                                               \
-            n_passed++;                                                        \
-        ERR_clear_error();                                                     \
-    } while (0)
-
 #define NEEDLE_LEN 16
 static unsigned char needle[8][NEEDLE_LEN];
 static size_t n_needles;
@@ -459,8 +447,12 @@ static void import_checks(EVP_PKEY *w, EVP_PKEY *plain, const char *type,
         CHECK(!r && imp2 == NULL,
               "fromdata(KEYPAIR) with the private params into the kmsenv "
               "keymgmt: refused");
-        TODO_CHECK(e != 0, "  with an error on the queue (%s)",
-                   e != 0 ? msg : "none");
+        /* Refused without an error on the queue, by design: EVP makes
+         * the same call when it exports a default-provider key to kmsenv
+         * (kmsenv listed first), and a stray error there fails TLS
+         * handshakes (SSL_get_error reads the queue). The reason goes to
+         * the debug log (level 1). */
+        (void)msg;
     }
     ERR_clear_error();
     EVP_PKEY_free(imp2);
