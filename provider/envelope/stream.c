@@ -274,14 +274,19 @@ static int enc_update(KMSENV_STREAM *s, const unsigned char *in, size_t inl,
 {
     size_t w = 0, a, n, fromlag, fromin;
 
+    /* The whole call's output is checked before anything is written. */
+    a = s->laglen + inl;
+    if (!room(s->hdr_sent ? 0 : KMSENV_STREAM_HDR_LEN,
+              a <= KMSENV_STREAM_LAG
+                  ? 0
+                  : a - KMSENV_STREAM_LAG + KMSENV_STREAM_FRAME_OVERHEAD,
+              outsize))
+        return 0;
     if (!s->hdr_sent) {
-        if (!room(w, KMSENV_STREAM_HDR_LEN, outsize))
-            return 0;
         memcpy(out, s->hdr, KMSENV_STREAM_HDR_LEN);
         w += KMSENV_STREAM_HDR_LEN;
         s->hdr_sent = 1;
     }
-    a = s->laglen + inl;
     if (a <= KMSENV_STREAM_LAG) {
         if (inl > 0)
             memcpy(s->lag + s->laglen, in, inl);

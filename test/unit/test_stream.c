@@ -302,6 +302,69 @@ int main(void)
         free(e.p), free(o);
     }
 
+    {
+        /* Every write is checked against outsize: one byte short of what a
+         * call needs fails with BUFFER_TOO_SMALL and writes nothing, for
+         * the header + a frame, the tail at final, and a decrypt update. */
+        KMSENV_STREAM s;
+        unsigned char o[512], ct[512];
+        size_t ol = 0, w = 0, need, j, clean;
+        int r;
+
+        kmsenv_stream_init(&s);
+        r = kmsenv_stream_start_enc(&s, NULL, 7, NULL, keyfn, &K1);
+        memset(o, 0xa5, sizeof(o));
+        need = KMSENV_STREAM_HDR_LEN + KMSENV_STREAM_FRAME_OVERHEAD + 100 -
+               KMSENV_STREAM_LAG;
+        r = r && !kmsenv_stream_update(&s, pt, 100, o, need - 1, &ol) &&
+            ol == 0 && last_reason() == KMSENV_R_BUFFER_TOO_SMALL;
+        for (j = 0, clean = 1; j < sizeof(o); j++)
+            clean &= o[j] == 0xa5 || o[j] == 0;
+        kmsenv_stream_cleanup(&s);
+        ERR_clear_error();
+        CHECK(r && clean, "encrypt update one byte short: refused, nothing "
+                          "left in the buffer");
+
+        kmsenv_stream_init(&s);
+        r = kmsenv_stream_start_enc(&s, NULL, 7, NULL, keyfn, &K1) &&
+            kmsenv_stream_update(&s, pt, 100, ct, sizeof(ct), &ol);
+        w = ol;
+        r = r &&
+            !kmsenv_stream_final(&s, ct + w, KMSENV_STREAM_LAG + 15, &ol) &&
+            last_reason() == KMSENV_R_BUFFER_TOO_SMALL;
+        kmsenv_stream_cleanup(&s);
+        ERR_clear_error();
+        CHECK(r, "final one byte short of the tail: refused");
+
+        /* A good 100-byte stream, then decrypt it in one update with one
+         * byte less than that update writes. */
+        kmsenv_stream_init(&s);
+        r = kmsenv_stream_start_enc(&s, NULL, 7, NULL, keyfn, &K1) &&
+            kmsenv_stream_update(&s, pt, 100, ct, sizeof(ct), &ol);
+        w = ol;
+        r = r && kmsenv_stream_final(&s, ct + w, 32, &ol);
+        w += ol;
+        kmsenv_stream_cleanup(&s);
+        kmsenv_stream_init(&s);
+        r = r && kmsenv_stream_start_dec(&s, NULL, keyfn, &K1) &&
+            kmsenv_stream_update(&s, ct, w, o, sizeof(o), &ol);
+        need = ol;
+        kmsenv_stream_cleanup(&s);
+        kmsenv_stream_init(&s);
+        memset(o, 0xa5, sizeof(o));
+        r = r && need > 0 && kmsenv_stream_start_dec(&s, NULL, keyfn, &K1) &&
+            !kmsenv_stream_update(&s, ct, w, o, need - 1, &ol) && ol == 0 &&
+            last_reason() == KMSENV_R_BUFFER_TOO_SMALL;
+        for (j = 0, clean = 1; j < sizeof(o); j++)
+            clean &= o[j] == 0xa5 || o[j] == 0;
+        kmsenv_stream_cleanup(&s);
+        ERR_clear_error();
+        CHECK(r && clean,
+              "decrypt update one byte short (%zu): refused, "
+              "nothing left in the buffer",
+              need - 1);
+    }
+
     /* A small stream of 3 frames + tail: truncation at every length,
      * tampering of every byte, extension. */
     CHECK(enc(&K1, NULL, 0, pt, 3 * 50 + 7, 50, &c), "small stream");
