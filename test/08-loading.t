@@ -291,7 +291,9 @@ for my $w ("$d/w.pem", "$d/w.der") {
         cmp_ok($n, '<=', 1, '... at most one keyring call');
     }
     ($n, $rc, $out, $err) = calls('storeutl', '-certs', $u);
-    like($out, qr/Total found: 0/, "storeutl -certs $u: nothing");
+    # 3.0 prints "Total found: 0"; 3.5 prints nothing when nothing matched
+    ok($rc == 0 && ($out =~ /^Total found: 0$/m || $out eq ''),
+        "storeutl -certs $u: nothing") or diag "$rc: $out$err";
     is($n, 0, '... no keyring call');
     ($n, $rc, $out, $err) = calls('storeutl', '-keys', $u);
     like($out, qr/Total found: 1/, "storeutl -keys $u finds the key") or diag $err;
