@@ -144,18 +144,28 @@ CONF
     my $exited = 0;
     wait_until(90, sub {
         return 1 if slurp("$hd/error.log") =~ /resuming normal operations/;
-        if (!$o{daemon} && waitpid($pid, POSIX::WNOHANG()) == $pid) {
+        return $exited = 1 if logs($h) =~ /Configuration Failed/;
+        if (!$h->{reaped} && waitpid($pid, POSIX::WNOHANG()) == $pid) {
             $h->{rc} = $? >> 8;
-            return $exited = 1;
+            $h->{reaped} = 1;
+            # in daemon mode the process started exits once detached
+            return $exited = 1 if !$o{daemon} || $h->{rc} != 0;
         }
         return 0;
     });
     if ($o{daemon}) {    # the exec'd process exits once the daemon is detached
-        waitpid($pid, 0);
-        $h->{rc} = $? >> 8;
+        if (!$h->{reaped}) {
+            waitpid($pid, 0);
+            $h->{rc} = $? >> 8;
+        }
         ($h->{daemon_pid}) = slurp("$hd/httpd.pid") =~ /(\d+)/;
     }
     $h->{up} = !$exited && slurp("$hd/error.log") =~ /resuming normal operations/;
+    if (!$h->{up} && !$h->{reaped} && !$o{daemon}) {    # failed: it is exiting
+        waitpid($pid, 0);
+        $h->{rc} = $? >> 8;
+        $h->{reaped} = 1;
+    }
     return $h;
 }
 
@@ -164,12 +174,13 @@ sub server_pid { my ($h) = @_; return $h->{daemon} ? $h->{daemon_pid} : $h->{pid
 sub stop_httpd {
     my ($h) = @_;
     my $p = server_pid($h) or return;
+    return if $h->{reaped} && !$h->{daemon};
     kill('TERM', $p);
     if ($h->{daemon}) {
         wait_until(60, sub { !kill(0, $p) }) or kill('KILL', $p);
         delete $daemons{"$h->{dir}/httpd.pid"};
     } else {
-        wait_until(60, sub { waitpid($p, POSIX::WNOHANG()) == $p }) or do {
+        wait_until(60, sub { waitpid($p, POSIX::WNOHANG()) != 0 }) or do {
             kill('KILL', $p);
             waitpid($p, 0);
         };
@@ -232,7 +243,7 @@ for my $t (qw(rsa p256)) {
     ok($h->{up}, "$t: httpd (prefork) starts with SSLCertificateKeyFile = the wrapped key")
       or diag(logs($h));
     SKIP: {
-        skip("httpd did not start", 9) unless $h->{up};
+        skip("httpd did not start", $t eq 'p256' ? 13 : 9) unless $h->{up};
         my $u = unwraps($h);
         is(total($u), 2, "$t: two keyring unwraps at startup (httpd runs post_config twice)");
         is_deeply([keys %$u], [$h->{pid}], "$t: both in the parent, before the children fork");
@@ -244,7 +255,7 @@ for my $t (qw(rsa p256)) {
         is($bad, 0, "$t: all answered 200");
         cmp_ok(scalar(keys %$pids), '>=', 2, "$t: more than one child served")
           or diag(explain($pids));
-        ok(!exists $pids->{ $h->{pid} }, "$t: children, not the parent, served");
+        ok(keys(%$pids) >= 1 && !exists $pids->{ $h->{pid} }, "$t: children, not the parent, served");
         is(total(unwraps($h)), 2, "$t: no keyring call per handshake");
         note("$t: children seen: " . join(', ', map { "$_=$pids->{$_}" } sort keys %$pids));
 
@@ -277,7 +288,8 @@ for my $t (qw(rsa p256)) {
         skip("httpd did not start", 5) unless $h->{up} && $h->{daemon_pid};
         is(requests($h, "$d/p256.crt", 20), 20, 'event, daemon: 20 HTTPS requests');
         my ($pids) = access($h);
-        ok(!exists $pids->{ $h->{daemon_pid} }, 'event, daemon: children served');
+        ok(keys(%$pids) >= 1 && !exists $pids->{ $h->{daemon_pid} },
+            'event, daemon: children served');
         note('event: children seen: ' . join(', ', map { "$_=$pids->{$_}" } sort keys %$pids));
         my $u = unwraps($h);
         is(total($u), 2, 'event, daemon: two unwraps in all');
