@@ -177,7 +177,9 @@ sub stop_httpd {
     return if $h->{reaped} && !$h->{daemon};
     kill('TERM', $p);
     if ($h->{daemon}) {
-        wait_until(60, sub { !kill(0, $p) }) or kill('KILL', $p);
+        # gone, or a zombie of whoever reaps orphans
+        wait_until(60, sub { !kill(0, $p) || slurp("/proc/$p/stat") =~ /^\d+ \(.*\) Z/ })
+          or kill('KILL', $p);
         delete $daemons{"$h->{dir}/httpd.pid"};
     } else {
         wait_until(60, sub { waitpid($p, POSIX::WNOHANG()) != 0 }) or do {
