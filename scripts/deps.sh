@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config openssl libssl-dev perl libcryptx-perl
       libcurl4-openssl-dev curl libio-socket-ssl-perl clang-format clang
-      nginx-light python3)
+      nginx-light apache2-bin python3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
