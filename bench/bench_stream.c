@@ -5,6 +5,7 @@
  * prints MB/s and ratios (goal >= 0.9). End to end through `openssl enc`:
  * bench/bench_enc.sh. */
 #include "bench_common.h"
+#include "envelope/gcm_direct.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,26 +66,29 @@ err:
     return -1;
 }
 
-/* The floor of this format through EVP: raw AES-256-GCM with a fixed key,
- * but per frame of chunk bytes what the stream must do, in the stream's
- * memory layout (ct: header, then per frame its length, data and tag; pt
- * contiguous): a new IV (EVP_CipherInit_ex2 with the IV only), 4 bytes of
- * AAD, the data, final and the tag (through params, as the stream does).
- * split = 0: the data in one update; split = 1: in two, as the stream
- * must: encrypting, the 16-byte lag first (FORMATS.md §7.3); decrypting,
- * cut where an update boundary of the chunk-sized reads falls. */
-static double floor_pass(EVP_CIPHER *c, int enc, int split, unsigned char *pt,
+/* The floor of this format: raw AES-256-GCM with a fixed key, but per
+ * frame of chunk bytes what the stream must do, in the stream's memory
+ * layout (ct: header, then per frame its length, data and tag; pt
+ * contiguous): a new IV, 4 bytes of AAD, the data, final and the tag,
+ * through the stream's own GCM calls (envelope/gcm_direct.h): the
+ * provider's functions called directly, or with evp through
+ * EVP_CIPHER_CTX (EVP_CipherInit_ex2 with the IV only, the tag through
+ * params). split = 0: the data in one update; split = 1: in two, as the
+ * stream must: encrypting, the 16-byte lag first (FORMATS.md §7.3);
+ * decrypting, cut where an update boundary of the chunk-sized reads
+ * falls. */
+static double floor_pass(int evp, int enc, int split, unsigned char *pt,
                          unsigned char *ct, size_t chunk)
 {
     static const unsigned char key[32];
-    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    KMSENV_GCM g;
     unsigned char iv[12] = {0}, *len4, *d, *p;
     double t0 = bench_cpu_now();
     size_t i, cut, at;
-    OSSL_PARAM tp[2];
-    int ol;
 
-    if (x == NULL || !EVP_CipherInit_ex2(x, c, key, NULL, enc, NULL))
+    memset(&g, 0, sizeof(g));
+    if (!kmsenv_gcm_setup(&g, lib, evp) || kmsenv_gcm_is_direct(&g) == evp ||
+        !kmsenv_gcm_key(&g, key, enc))
         goto err;
     for (i = 0; i < TOTAL / chunk; i++) {
         at = 16 + i * (chunk + 20); /* the frame in ct */
@@ -98,25 +102,19 @@ static double floor_pass(EVP_CIPHER *c, int enc, int split, unsigned char *pt,
             len4[3] = (unsigned char)chunk;
         }
         cut = !split ? 0 : enc ? 16 : (chunk - (at + 4) % chunk) % chunk;
-        tp[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
-                                                  d + chunk, 16);
-        tp[1] = OSSL_PARAM_construct_end();
-        if (!EVP_CipherInit_ex2(x, NULL, NULL, iv, enc, NULL) ||
-            !EVP_CipherUpdate(x, NULL, &ol, len4, 4) ||
-            (cut > 0 &&
-             !EVP_CipherUpdate(x, enc ? d : p, &ol, enc ? p : d, (int)cut)) ||
-            !EVP_CipherUpdate(x, (enc ? d : p) + cut, &ol, (enc ? p : d) + cut,
-                              (int)(chunk - cut)) ||
-            (!enc && !EVP_CIPHER_CTX_set_params(x, tp)) ||
-            !EVP_CipherFinal_ex(x, iv, &ol) ||
-            (enc && !EVP_CIPHER_CTX_get_params(x, tp)))
+        if (!kmsenv_gcm_iv(&g, iv) || !kmsenv_gcm_aad(&g, len4, 4) ||
+            !kmsenv_gcm_update(&g, enc ? d : p, enc ? p : d, cut) ||
+            !kmsenv_gcm_update(&g, (enc ? d : p) + cut, (enc ? p : d) + cut,
+                               chunk - cut) ||
+            !(enc ? kmsenv_gcm_seal(&g, d + chunk)
+                  : kmsenv_gcm_open(&g, d + chunk)))
             goto err;
     }
-    EVP_CIPHER_CTX_free(x);
+    kmsenv_gcm_free(&g);
     return bench_cpu_now() - t0;
 err:
     bench_err(NAME, "floor pass");
-    EVP_CIPHER_CTX_free(x);
+    kmsenv_gcm_free(&g);
     return -1;
 }
 
@@ -172,9 +170,9 @@ done:
  * same decrypting. MB/s and "ratio" from the best pass of each (other
  * load only adds time); "median" is the median of the per-round ratios
  * (each pass against the raw pass next to it), a check on the first. */
-enum { M_ST, M_RAW, M_FL, M_FLS, M_N };
+enum { M_ST, M_RAW, M_FL, M_FLS, M_EVP, M_N };
 static const char *const mname[M_N] = {"stream", "rawGCM", "floor",
-                                       "floor-split"};
+                                       "floor-split", "evp-split"};
 
 int main(int argc, char **argv)
 {
@@ -209,8 +207,10 @@ int main(int argc, char **argv)
     printf("%s: %u MiB per pass, best of %d interleaved rounds\n", NAME,
            TOTAL >> 20, rounds);
     printf("  floor: raw GCM per frame (IV + AAD + final + tag) in the "
-           "stream's layout, one update per frame;\n  floor-split: the same "
-           "with the frame's data in two updates, as the stream must\n");
+           "stream's layout, one update per frame,\n  the provider's "
+           "functions called directly (as the stream does); floor-split: "
+           "the same\n  with the frame's data in two updates, as the stream "
+           "must; evp-split: floor-split\n  through EVP_CIPHER_CTX\n");
     printf("%-6s %-4s %-12s %8s %7s %7s %10s\n", "update", "dir", "what",
            "MB/s", "ratio", "median", "ns/frame+");
     for (ci = 0; ci < 2; ci++) {
@@ -230,13 +230,13 @@ int main(int argc, char **argv)
                 t[d][M_RAW][r] =
                     e ? pass(gcm, 1, 0, pt, TOTAL, rt, &rl, ch, tag)
                       : pass(gcm, 0, 0, rt, rl, bk, &bl, ch, tag);
-                for (m = M_FL; m <= M_FLS; m++) {
-                    int sp = m == M_FLS;
+                for (m = M_FL; m <= M_EVP; m++) {
+                    int sp = m != M_FL, evp = m == M_EVP;
 
                     /* the floor decrypts what the same floor encrypted */
-                    if (!e && floor_pass(gcm, 1, sp, pt, fc, ch) < 0)
+                    if (!e && floor_pass(evp, 1, sp, pt, fc, ch) < 0)
                         return 1;
-                    t[d][m][r] = floor_pass(gcm, e, sp, e ? pt : fp, fc, ch);
+                    t[d][m][r] = floor_pass(evp, e, sp, e ? pt : fp, fc, ch);
                 }
                 for (m = 0; m < M_N; m++) {
                     if (t[d][m][r] < 0)

@@ -64,8 +64,7 @@ void kmsenv_stream_init(KMSENV_STREAM *s)
 
 void kmsenv_stream_cleanup(KMSENV_STREAM *s)
 {
-    EVP_CIPHER_CTX_free(s->gctx);
-    EVP_CIPHER_free(s->gcm);
+    kmsenv_gcm_free(&s->g);
     OPENSSL_cleanse(s, sizeof(*s));
     s->state = S_NONE;
 }
@@ -73,6 +72,16 @@ void kmsenv_stream_cleanup(KMSENV_STREAM *s)
 void kmsenv_stream_set_counter(KMSENV_STREAM *s, uint64_t c)
 {
     s->counter = c;
+}
+
+void kmsenv_stream_set_evp_only(KMSENV_STREAM *s, int on)
+{
+    s->evp_only = on;
+}
+
+int kmsenv_stream_gcm_direct(const KMSENV_STREAM *s)
+{
+    return kmsenv_gcm_is_direct(&s->g);
 }
 
 static int fail(KMSENV_STREAM *s)
@@ -94,12 +103,8 @@ static int set_key(KMSENV_STREAM *s)
     }
     if (!s->keyfn(s->keyarg, s->hdr, s->version, key))
         goto done;
-    if (s->gcm == NULL)
-        s->gcm = EVP_CIPHER_fetch(s->libctx, "AES-256-GCM", NULL);
-    if (s->gctx == NULL)
-        s->gctx = EVP_CIPHER_CTX_new();
-    if (s->gcm == NULL || s->gctx == NULL ||
-        !EVP_CipherInit_ex2(s->gctx, s->gcm, key, NULL, s->enc, NULL)) {
+    if (!kmsenv_gcm_setup(&s->g, s->libctx, s->evp_only) ||
+        !kmsenv_gcm_key(&s->g, key, s->enc)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE,
                      "AES-256-GCM unavailable (is the default provider "
                      "loaded?)");
@@ -114,11 +119,11 @@ done:
 static int start(KMSENV_STREAM *s, OSSL_LIB_CTX *libctx, int enc,
                  KMSENV_STREAM_KEYFN keyfn, void *arg)
 {
-    EVP_CIPHER *gcm = s->gcm;
-    EVP_CIPHER_CTX *gctx = s->gctx;
+    KMSENV_GCM g = s->g;
+    int evp_only = s->evp_only;
 
     memset(s, 0, sizeof(*s));
-    s->gcm = gcm, s->gctx = gctx; /* kept across restarts */
+    s->g = g, s->evp_only = evp_only; /* kept across restarts */
     s->enc = enc;
     s->libctx = libctx;
     s->keyfn = keyfn;
@@ -176,7 +181,7 @@ static int set_nonce(KMSENV_STREAM *s, int last)
     for (i = 7; i >= 0; i--, c >>= 8)
         iv[i] = (unsigned char)c;
     kmsenv_put_u32(iv + 8, last ? 1 : 0);
-    if (!EVP_CipherInit_ex2(s->gctx, NULL, NULL, iv, s->enc, NULL)) {
+    if (!kmsenv_gcm_iv(&s->g, iv)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "stream segment init failed");
         return 0;
     }
@@ -186,12 +191,7 @@ static int set_nonce(KMSENV_STREAM *s, int last)
 static int gcm(KMSENV_STREAM *s, unsigned char *out, const unsigned char *in,
                size_t len)
 {
-    int ol;
-
-    if (len == 0)
-        return 1;
-    if (len > INT_MAX || !EVP_CipherUpdate(s->gctx, out, &ol, in, (int)len) ||
-        (size_t)ol != len) {
+    if (!kmsenv_gcm_update(&s->g, out, in, len)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "AES-256-GCM failed");
         return 0;
     }
@@ -200,34 +200,16 @@ static int gcm(KMSENV_STREAM *s, unsigned char *out, const unsigned char *in,
 
 static int aad(KMSENV_STREAM *s, const unsigned char *a, size_t len)
 {
-    int ol;
-
-    if (!EVP_CipherUpdate(s->gctx, NULL, &ol, a, (int)len)) {
+    if (!kmsenv_gcm_aad(&s->g, a, len)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "AES-256-GCM failed");
         return 0;
     }
     return 1;
 }
 
-/* The tag through the params call itself: EVP_CIPHER_CTX_ctrl would
- * build the same OSSL_PARAM and go through its switch. */
-static int tag_param(KMSENV_STREAM *s, unsigned char *tag, int set)
-{
-    OSSL_PARAM p[2];
-
-    p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag,
-                                             KMSENV_STREAM_TAG_LEN);
-    p[1] = OSSL_PARAM_construct_end();
-    return set ? EVP_CIPHER_CTX_set_params(s->gctx, p)
-               : EVP_CIPHER_CTX_get_params(s->gctx, p);
-}
-
 static int seal_end(KMSENV_STREAM *s, unsigned char *tag)
 {
-    unsigned char dummy[16];
-    int ol;
-
-    if (!EVP_EncryptFinal_ex(s->gctx, dummy, &ol) || !tag_param(s, tag, 0)) {
+    if (!kmsenv_gcm_seal(&s->g, tag)) {
         KMSENV_RAISE(KMSENV_R_CRYPTO_FAILURE, "AES-256-GCM failed");
         return 0;
     }
@@ -237,11 +219,7 @@ static int seal_end(KMSENV_STREAM *s, unsigned char *tag)
 /* 1: tag good; 0: bad (error raised naming the segment). */
 static int open_end(KMSENV_STREAM *s, const unsigned char *tag, int last)
 {
-    unsigned char dummy[16];
-    int ol;
-
-    if (!tag_param(s, (unsigned char *)tag, 1) ||
-        EVP_DecryptFinal_ex(s->gctx, dummy, &ol) <= 0) {
+    if (!kmsenv_gcm_open(&s->g, tag)) {
         KMSENV_RAISE(KMSENV_R_RECORD_AUTH_FAILED,
                      "stream %s %llu (key version %u) failed authentication: "
                      "tampered, truncated, reordered or spliced, or the wrong "

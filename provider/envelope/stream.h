@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <openssl/evp.h>
 
+#include "envelope/gcm_direct.h"
+
 #define KMSENV_STREAM_FORMAT 0x01
 #define KMSENV_STREAM_HDR_LEN 16
 #define KMSENV_STREAM_SALT_LEN 11
@@ -55,8 +57,8 @@ typedef int (*KMSENV_STREAM_KEYFN)(void *arg, const unsigned char *hdr,
 typedef struct {
     int enc, state;
     OSSL_LIB_CTX *libctx;
-    EVP_CIPHER *gcm;
-    EVP_CIPHER_CTX *gctx;
+    KMSENV_GCM g; /* kept across restarts */
+    int evp_only; /* tests: no direct provider calls (kept too) */
     KMSENV_STREAM_KEYFN keyfn;
     void *keyarg;
     uint64_t counter; /* of the frame being written or read */
@@ -108,6 +110,11 @@ int kmsenv_stream_final(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
                         size_t *outl);
 /* Tests: set the next frame counter (> 4 GiB arithmetic). */
 void kmsenv_stream_set_counter(KMSENV_STREAM *s, uint64_t c);
+/* Tests: GCM through EVP only (before start), not the provider's functions
+ * directly (gcm_direct.h); 1 if the stream's GCM calls the provider
+ * directly (after the key is set). */
+void kmsenv_stream_set_evp_only(KMSENV_STREAM *s, int on);
+int kmsenv_stream_gcm_direct(const KMSENV_STREAM *s);
 void kmsenv_stream_cleanup(KMSENV_STREAM *s);
 
 #endif

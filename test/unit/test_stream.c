@@ -109,6 +109,7 @@ static int run(KMSENV_STREAM *s, const unsigned char *in, size_t len,
 }
 
 static KEYS K1, K2;
+static int evp_only; /* GCM through EVP_CIPHER_CTX, not gcm_direct */
 static const unsigned char SALT[11] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 
 static int enc(KEYS *k, const unsigned char *salt, uint64_t ctr,
@@ -118,6 +119,7 @@ static int enc(KEYS *k, const unsigned char *salt, uint64_t ctr,
     int ok;
 
     kmsenv_stream_init(&s);
+    kmsenv_stream_set_evp_only(&s, evp_only);
     ok = kmsenv_stream_start_enc(&s, NULL, 7, salt, keyfn, k);
     kmsenv_stream_set_counter(&s, ctr);
     ok = ok && run(&s, in, len, chunk, o);
@@ -132,6 +134,7 @@ static int dec(KEYS *k, uint64_t ctr, const unsigned char *in, size_t len,
     int ok;
 
     kmsenv_stream_init(&s);
+    kmsenv_stream_set_evp_only(&s, evp_only);
     ok = kmsenv_stream_start_dec(&s, NULL, keyfn, k);
     kmsenv_stream_set_counter(&s, ctr);
     ok = ok && run(&s, in, len, chunk, o);
@@ -505,6 +508,45 @@ int main(void)
     CHECK(!enc(&K1, SALT, UINT64_MAX - 1, pt, 300, 100, &c),
           "a frame past 2^64-2 is refused");
 
+    /* GCM: the default provider's functions are called directly, and
+     * the EVP path (kept for providers without them) gives the same
+     * bytes: either path decrypts the other's streams and rejects a
+     * flipped bit. */
+    {
+        KMSENV_STREAM s;
+        OUT d = {0}, e = {0}, q = {0};
+        size_t sz = 3 * 4096 + 77;
+        int direct;
+
+        kmsenv_stream_init(&s);
+        direct = kmsenv_stream_start_enc(&s, NULL, 7, SALT, keyfn, &K1) &&
+                 kmsenv_stream_gcm_direct(&s);
+        kmsenv_stream_cleanup(&s);
+        CHECK(direct, "the default provider's AES-256-GCM is called directly");
+        kmsenv_stream_init(&s);
+        kmsenv_stream_set_evp_only(&s, 1);
+        direct = !kmsenv_stream_start_enc(&s, NULL, 7, SALT, keyfn, &K1) ||
+                 kmsenv_stream_gcm_direct(&s);
+        kmsenv_stream_cleanup(&s);
+        CHECK(!direct, "evp_only: GCM through EVP_CIPHER_CTX");
+        ok = enc(&K1, SALT, 0, pt, sz, 4096, &d);
+        evp_only = 1;
+        ok = ok && enc(&K1, SALT, 0, pt, sz, 4096, &e);
+        CHECK(ok && d.len == e.len && memcmp(d.p, e.p, d.len) == 0,
+              "direct and EVP GCM give the same stream (%zu bytes)", d.len);
+        CHECK(dec(&K1, 0, d.p, d.len, 0, &q) && q.len == sz &&
+                  memcmp(q.p, pt, sz) == 0,
+              "EVP GCM decrypts the direct path's stream");
+        d.p[d.len / 2] ^= 1;
+        CHECK(!dec(&K1, 0, d.p, d.len, 4096, &q), "EVP GCM: a flipped bit "
+                                                  "fails");
+        CHECK(roundtrip(pt, big / 4, 0, 0), "EVP GCM: random update mixes");
+        evp_only = 0;
+        CHECK(dec(&K1, 0, e.p, e.len, 4096, &q) && q.len == sz &&
+                  memcmp(q.p, pt, sz) == 0,
+              "direct GCM decrypts the EVP path's stream");
+        free(d.p), free(e.p), free(q.p);
+    }
     free(c.p), free(c2.p), free(p.p), free(pt);
     return harness_done();
 }
