@@ -44,7 +44,7 @@ typedef struct {
     int enc, ready;
     char *keyset; /* ctx param, else the provider's */
     KMSENV_CONTEXT ectx;
-    int ctx_given; /* a context param was set */
+    int ctx_given; /* a context param was set (1), refused (-1) */
     KMSENV_BUF ctxenc;
     KMSENV_KEYOBJ *k;
     KMSENV_STREAM s;
@@ -89,12 +89,9 @@ static int init(STREAM_CTX *c, int enc, size_t keylen, const OSSL_PARAM p[])
     }
     c->enc = enc;
     c->ready = 0; /* the stream starts at the first update or final */
-    /* A new stream: the context comes from this init's params (or the
-     * configuration), never mixed with a previous stream's. The keyset is
-     * kept, as a key is kept across a re-init without one. */
-    kmsenv_ctx_free(&c->ectx);
-    kmsenv_ctx_init(&c->ectx);
-    c->ctx_given = 0;
+    /* The keyset and a context set as params are kept across a re-init
+     * (as EVP keeps a key and params), so init, set_params, init works; a
+     * new context param replaces the old one whole. */
     return sc_set_ctx_params(c, p);
 }
 
@@ -215,6 +212,12 @@ static int ready(STREAM_CTX *c)
     }
     if (c->k == NULL && (c->k = load_keyset(c, name)) == NULL)
         return 0;
+    if (c->ctx_given < 0) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "KMSENV-AES-256-GCM: the 'context' parameter was refused; "
+                     "set a valid one before the first update");
+        return 0;
+    }
     if (!c->ctx_given) {
         kmsenv_ctx_free(&c->ectx);
         kmsenv_ctx_init(&c->ectx);
@@ -369,6 +372,11 @@ static int sc_set_ctx_params(void *vctx, const OSSL_PARAM params[])
             kmsenv_keyobj_free(c->k);
             c->k = NULL;
         } else {
+            /* Replaces any earlier context whole; a refused one leaves
+             * the stream unable to start (never a fallback to another). */
+            kmsenv_ctx_free(&c->ectx);
+            kmsenv_ctx_init(&c->ectx);
+            c->ctx_given = -1;
             if (!kmsenv_param_text(p, "context", &s, &len) ||
                 !kmsenv_ctx_parse(&c->ectx, s, len))
                 return 0;

@@ -160,6 +160,45 @@ static void reuse_and_limit(EVP_CIPHER *c, const char *keyset, const char *ctx)
     check(ok, "re-init with a new context: the stream uses only that context",
           sizeof(msg));
 
+    /* init, set_params(context), init again (the usual EVP two-step): the
+     * context holds; a fresh ctx without it cannot decrypt. */
+    EVP_CIPHER_CTX_free(x), EVP_CIPHER_CTX_free(y);
+    x = EVP_CIPHER_CTX_new(), y = EVP_CIPHER_CTX_new();
+    p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
+    p[1] = OSSL_PARAM_construct_end();
+    ok = EVP_CipherInit_ex2(x, c, NULL, NULL, 1, p);
+    p[0] = OSSL_PARAM_construct_utf8_string("context", "db=7", 0);
+    ok = ok && EVP_CIPHER_CTX_set_params(x, p) &&
+         EVP_CipherInit_ex2(x, NULL, NULL, NULL, 1, NULL) &&
+         one(x, msg, sizeof(msg), ct, &cl);
+    p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
+    p[1] = OSSL_PARAM_construct_utf8_string("context", "db=7", 0);
+    p[2] = OSSL_PARAM_construct_end();
+    ok = ok && EVP_CipherInit_ex2(y, c, NULL, NULL, 0, p) &&
+         one(y, ct, cl, back, &bl) && bl == sizeof(msg);
+    p[1] = OSSL_PARAM_construct_utf8_string("context", (char *)ctx, 0);
+    ok = ok && EVP_CipherInit_ex2(y, c, NULL, NULL, 0, p) &&
+         !one(y, ct, cl, back, &bl);
+    check(ok, "init, set_params(context), init: the context holds",
+          sizeof(msg));
+    ERR_clear_error();
+
+    /* A refused context param leaves the stream unable to start: never a
+     * fallback to the configured or an earlier context. */
+    p[0] = OSSL_PARAM_construct_utf8_string("context", "no-equals-sign", 0);
+    p[1] = OSSL_PARAM_construct_end();
+    ok = EVP_CipherInit_ex2(x, NULL, NULL, NULL, 1, NULL) &&
+         !EVP_CIPHER_CTX_set_params(x, p) && !one(x, msg, sizeof(msg), ct, &cl);
+    {
+        const char *data = NULL;
+        int flags = 0;
+
+        ERR_peek_last_error_data(&data, &flags);
+        ok = ok && data != NULL && strstr(data, "was refused") != NULL;
+    }
+    check(ok, "a refused context: the stream does not start", sizeof(msg));
+    ERR_clear_error();
+
     big = calloc(1, bign), bo = malloc(bign + 32);
     p[0] = OSSL_PARAM_construct_utf8_string("keyset", (char *)keyset, 0);
     p[1] = OSSL_PARAM_construct_utf8_string("context", (char *)ctx, 0);
@@ -204,8 +243,11 @@ int main(int argc, char **argv)
     RAND_bytes(pt, 10 << 20);
     for (rep = 0; rep < 2; rep++)
         for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-            int ok = run(c, 1, argv[2], argv[3], pt, sizes[i], &ct, &cl) &&
-                     run(c, 0, argv[2], argv[3], ct, cl, &back, &bl);
+            int ok;
+
+            ct = back = NULL, cl = bl = 0;
+            ok = run(c, 1, argv[2], argv[3], pt, sizes[i], &ct, &cl) &&
+                 run(c, 0, argv[2], argv[3], ct, cl, &back, &bl);
 
             check(ok && bl == sizes[i] &&
                       (bl == 0 || memcmp(back, pt, bl) == 0),
