@@ -6,6 +6,7 @@
  * rejection where the default provider has it) are forwarded. Encrypt uses
  * the public key. Each operation starts from a dup of the key's template
  * (keys/privkey.h): no fetch per TLS handshake. */
+#include "ossl/params.h"
 #include "envelope/wrapkey.h"
 #include "keys/privkey.h"
 #include "ossl/provider.h"
@@ -97,8 +98,12 @@ static int ra_init(RA_CTX *c, void *provkey, const OSSL_PARAM params[],
         return 0;
     if (params != NULL && params->key != NULL &&
         EVP_PKEY_CTX_set_params(c->pctx, (OSSL_PARAM *)params) <= 0) {
-        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: RSA %s parameters refused",
-                     k->name, decrypt ? "decryption" : "encryption");
+        char names[160];
+
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "%s: RSA %s parameters refused (%s)", k->name,
+                     decrypt ? "decryption" : "encryption",
+                     kmsenv_param_names(params, names, sizeof(names)));
         return 0;
     }
     return 1;

@@ -3,6 +3,7 @@
  * default provider's implementation; the peer is a public key (imported
  * into our EC keymgmt, or one of ours); ctx params forwarded. Each
  * derive starts from a dup of the key's template (keys/privkey.h). */
+#include "ossl/params.h"
 #include "envelope/wrapkey.h"
 #include "keys/privkey.h"
 #include "ossl/provider.h"
@@ -86,8 +87,10 @@ static int kx_init(void *ctx, void *provkey, const OSSL_PARAM params[])
         return 0;
     if (params != NULL && params->key != NULL &&
         EVP_PKEY_CTX_set_params(c->pctx, (OSSL_PARAM *)params) <= 0) {
-        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: ECDH parameters refused",
-                     k->name);
+        char names[160];
+
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: ECDH parameters refused (%s)",
+                     k->name, kmsenv_param_names(params, names, sizeof(names)));
         return 0;
     }
     return 1;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "ossl/params.h"
 #include "util/err.h"
+#include "util/text.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
 
@@ -52,4 +54,28 @@ int kmsenv_param_strdup(const OSSL_PARAM *p, const char *what, char **out)
         return 0;
     }
     return 1;
+}
+
+const char *kmsenv_param_names(const OSSL_PARAM *params, char *buf, size_t n)
+{
+    size_t w = 0;
+    const OSSL_PARAM *p;
+
+    if (n == 0)
+        return "";
+    buf[0] = '\0';
+    for (p = params; p != NULL && p->key != NULL; p++) {
+        char esc[64];
+        int r;
+
+        kmsenv_escape(esc, sizeof(esc), p->key, strlen(p->key));
+        r = snprintf(buf + w, n - w, "%s%s", w > 0 ? ", " : "", esc);
+        if (r < 0 || (size_t)r >= n - w) {
+            if (n > 4)
+                memcpy(buf + n - 4, "...", 4);
+            break;
+        }
+        w += (size_t)r;
+    }
+    return buf;
 }

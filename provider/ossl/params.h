@@ -16,5 +16,8 @@ int kmsenv_param_text(const OSSL_PARAM *p, const char *what, const char **s,
                       size_t *len);
 /* The same, copied into a NUL-terminated OPENSSL_malloc'd string. */
 int kmsenv_param_strdup(const OSSL_PARAM *p, const char *what, char **out);
+/* The keys of params, comma-separated and escaped, into buf (cut with "..."
+ * when long), for errors that say which parameters were refused. */
+const char *kmsenv_param_names(const OSSL_PARAM *params, char *buf, size_t n);
 
 #endif

@@ -7,6 +7,7 @@
  * are forwarded, so padding, salt length, the AlgorithmIdentifier and the
  * rest come from the default provider. No KMS call here: the key was
  * unwrapped once, at load. */
+#include "ossl/params.h"
 #include "envelope/wrapkey.h"
 #include "keys/privkey.h"
 #include "ossl/provider.h"
@@ -143,7 +144,15 @@ static int apply_params(SIG_CTX *c, const OSSL_PARAM params[])
     if (params == NULL || params->key == NULL ||
         EVP_PKEY_CTX_set_params(c->pctx, (OSSL_PARAM *)params) > 0)
         return 1;
-    KMSENV_RAISE(KMSENV_R_BAD_PARAMETER, "%s: parameters refused", c->k->name);
+    {
+        char names[160];
+
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "%s: signature parameters refused by the default "
+                     "implementation (%s)",
+                     c->k->name,
+                     kmsenv_param_names(params, names, sizeof(names)));
+    }
     return 0;
 }
 

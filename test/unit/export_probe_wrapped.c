@@ -472,6 +472,26 @@ static void import_checks(EVP_PKEY *w, EVP_PKEY *plain, const char *type,
     CHECK(other != NULL && EVP_PKEY_eq(X509_get0_pubkey(other), w) != 1,
           "EVP_PKEY_eq(another key, wrapped) != 1");
     ERR_clear_error();
+
+    /* An init parameter the default implementation refuses: the error
+     * names the key and the parameter (Ed25519 has no plain sign). */
+    if (!EVP_PKEY_is_a(w, "ED25519")) {
+        EVP_PKEY_CTX *sc = EVP_PKEY_CTX_new_from_pkey(NULL, w, NULL);
+        OSSL_PARAM bad[2];
+        const char *data = NULL;
+        int flags = 0, ok_init;
+
+        bad[0] = OSSL_PARAM_construct_utf8_string("digest", "no-such-md", 0);
+        bad[1] = OSSL_PARAM_construct_end();
+        ok_init = sc != NULL && EVP_PKEY_sign_init_ex(sc, bad) > 0;
+        ERR_peek_last_error_data(&data, &flags);
+        CHECK(!ok_init && data != NULL && strstr(data, "digest") != NULL &&
+                  strstr(data, "refused") != NULL,
+              "sign init with a bad parameter: the error names it (%s)",
+              data != NULL ? data : "none");
+        ERR_clear_error();
+        EVP_PKEY_CTX_free(sc);
+    }
 }
 
 static int md_setup(EVP_MD_CTX *m, const char *type, EVP_PKEY *k, int sign,
