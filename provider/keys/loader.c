@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -475,4 +476,60 @@ char *kmsenv_uri_pct_decode(const char *s, size_t n, const char **why)
     }
     *o = '\0';
     return out;
+}
+
+int kmsenv_uri_parse(const char *uri, char **path, char **keyring)
+{
+    const char *rest, *q, *why = NULL;
+
+    *path = *keyring = NULL;
+    if (strncasecmp(uri, "kmsenv:", 7) != 0) {
+        KMSENV_RAISE(KMSENV_R_BAD_URI,
+                     "'%s': expected kmsenv:PATH[?keyring=SPEC]", uri);
+        return 0;
+    }
+    rest = uri + 7;
+    q = strchr(rest, '?');
+    *path = kmsenv_uri_pct_decode(
+        rest, q != NULL ? (size_t)(q - rest) : strlen(rest), &why);
+    if (*path == NULL) {
+        KMSENV_RAISE(KMSENV_R_BAD_URI, "'%s': bad path: %s", uri, why);
+        return 0;
+    }
+    while (q != NULL) {
+        const char *item = q + 1, *end = strchr(item, '&');
+        size_t n = end != NULL ? (size_t)(end - item) : strlen(item);
+
+        if (n >= 8 && strncmp(item, "keyring=", 8) == 0) {
+            if (*keyring != NULL) {
+                KMSENV_RAISE(KMSENV_R_BAD_URI, "'%s': keyring= given twice",
+                             uri);
+                goto err;
+            }
+            if (n == 8) {
+                KMSENV_RAISE(KMSENV_R_BAD_URI,
+                             "'%s': keyring= needs a keyring SPEC", uri);
+                goto err;
+            }
+            if ((*keyring = kmsenv_uri_pct_decode(item + 8, n - 8, &why)) ==
+                NULL) {
+                KMSENV_RAISE(KMSENV_R_BAD_URI, "'%s': bad keyring= value: %s",
+                             uri, why);
+                goto err;
+            }
+        } else if (n > 0) {
+            KMSENV_RAISE(KMSENV_R_BAD_URI,
+                         "'%s': unknown query parameter '%.*s' (known: "
+                         "keyring=SPEC)",
+                         uri, (int)n, item);
+            goto err;
+        }
+        q = end;
+    }
+    return 1;
+err:
+    OPENSSL_free(*path);
+    OPENSSL_free(*keyring);
+    *path = *keyring = NULL;
+    return 0;
 }

@@ -62,6 +62,12 @@ KMSENV_KEYOBJ *kmsenv_loader_load_file(const KMSENV_KEYS_ENV *env,
  * memory. */
 char *kmsenv_uri_pct_decode(const char *s, size_t n, const char **why);
 
+/* Parses kmsenv:PATH[?keyring=SPEC] (the scheme case-insensitive, items
+ * separated by '&'): *path and *keyring (NULL when absent) newly allocated
+ * and percent-decoded; *path may be "" (the caller decides what an empty
+ * path means). Raises KMSENV_R_BAD_URI naming uri on any error. */
+int kmsenv_uri_parse(const char *uri, char **path, char **keyring);
+
 /* The OpenSSL 3.0 file: store handoff (see loader.c): a keyset loaded early
  * by a pre-decoder is parked for the key decoder that runs synchronously
  * inside the same callback, so it is unwrapped once and its load errors

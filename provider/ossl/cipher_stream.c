@@ -114,51 +114,14 @@ static int sc_dinit(void *vctx, const unsigned char *key, size_t keylen,
 static KMSENV_KEYOBJ *load_keyset(STREAM_CTX *c, const char *name)
 {
     char *path = NULL, *keyring = NULL;
-    const char *rest, *q, *why = NULL;
     KMSENV_KEYOBJ *k = NULL;
 
     if (strncasecmp(name, "kmsenv:", 7) != 0) {
-        path = OPENSSL_strdup(name);
-        if (path == NULL)
+        if ((path = OPENSSL_strdup(name)) == NULL)
             return NULL;
-        goto load;
+    } else if (!kmsenv_uri_parse(name, &path, &keyring)) {
+        return NULL;
     }
-    rest = name + 7;
-    q = strchr(rest, '?');
-    path = kmsenv_uri_pct_decode(
-        rest, q != NULL ? (size_t)(q - rest) : strlen(rest), &why);
-    if (path == NULL) {
-        KMSENV_RAISE(KMSENV_R_BAD_URI, "keyset '%s': bad path: %s", name, why);
-        goto done;
-    }
-    while (q != NULL) {
-        const char *item = q + 1, *end = strchr(item, '&');
-        size_t n = end != NULL ? (size_t)(end - item) : strlen(item);
-
-        if (n >= 8 && strncmp(item, "keyring=", 8) == 0) {
-            if (keyring != NULL || n == 8) {
-                KMSENV_RAISE(KMSENV_R_BAD_URI,
-                             "keyset '%s': keyring= given twice or empty "
-                             "(expected kmsenv:PATH[?keyring=SPEC])",
-                             name);
-                goto done;
-            }
-            if ((keyring = kmsenv_uri_pct_decode(item + 8, n - 8, &why)) ==
-                NULL) {
-                KMSENV_RAISE(KMSENV_R_BAD_URI,
-                             "keyset '%s': bad keyring= value: %s", name, why);
-                goto done;
-            }
-        } else if (n > 0) {
-            KMSENV_RAISE(KMSENV_R_BAD_URI,
-                         "keyset '%s': unknown query parameter '%.*s' "
-                         "(known: keyring=SPEC)",
-                         name, (int)n, item);
-            goto done;
-        }
-        q = end;
-    }
-load:
     if (*path == '\0') {
         KMSENV_RAISE(KMSENV_R_BAD_URI, "keyset '%s' names no file", name);
         goto done;

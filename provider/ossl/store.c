@@ -51,12 +51,6 @@ typedef struct {
     int loaded;
 } STORE_CTX;
 
-/* Percent-decodes s[0..n); NULL with *why set on a bad or NUL escape. */
-static char *pct_decode(const char *s, size_t n, const char **why)
-{
-    return kmsenv_uri_pct_decode(s, n, why);
-}
-
 static void st_close_ctx(STORE_CTX *c)
 {
     if (c == NULL)
@@ -76,39 +70,14 @@ static void *st_open(void *provctx, const char *uri)
 {
     KMSENV_PROV *prov = provctx;
     STORE_CTX *c = OPENSSL_zalloc(sizeof(*c));
-    const char *rest, *q, *why = NULL;
 
     KMSENV_ENTER(prov);
 
     if (c == NULL)
         return NULL;
     c->prov = prov;
-    if (strncasecmp(uri, "kmsenv:", 7) != 0)
-        BAD_URI("'%s': expected kmsenv:PATH[?keyring=SPEC]", uri);
-    rest = uri + 7;
-    q = strchr(rest, '?');
-    c->path =
-        pct_decode(rest, q != NULL ? (size_t)(q - rest) : strlen(rest), &why);
-    if (c->path == NULL)
-        BAD_URI("'%s': bad path: %s", uri, why);
-    while (q != NULL) {
-        const char *item = q + 1, *end = strchr(item, '&');
-        size_t n = end != NULL ? (size_t)(end - item) : strlen(item);
-
-        if (n >= 8 && strncmp(item, "keyring=", 8) == 0) {
-            if (c->keyring != NULL)
-                BAD_URI("'%s': keyring= given twice", uri);
-            if (n == 8)
-                BAD_URI("'%s': keyring= needs a keyring SPEC", uri);
-            if ((c->keyring = pct_decode(item + 8, n - 8, &why)) == NULL)
-                BAD_URI("'%s': bad keyring= value: %s", uri, why);
-        } else if (n > 0) {
-            BAD_URI("%s: unknown query parameter '%.*s' (known: "
-                    "keyring=SPEC)",
-                    uri, (int)n, item);
-        }
-        q = end;
-    }
+    if (!kmsenv_uri_parse(uri, &c->path, &c->keyring))
+        goto err;
     if (*c->path == '\0') {
         OPENSSL_free(c->path);
         c->path = prov->keyset != NULL ? OPENSSL_strdup(prov->keyset) : NULL;
