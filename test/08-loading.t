@@ -9,6 +9,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use POSIX qw(mkfifo);
 use Kmsenv;
+use KmsenvTLS;
 
 my $d = tmpdir();
 make_kek("$d/kek");
@@ -319,35 +320,16 @@ rename("$d/wmoved/wk2", "$d/wk") or die;
     '-subj', '/CN=localhost', '-days', '1', '-out', "$d/w.crt");
 is($rc, 0, 'req -x509 -key kmsenv:') or diag $err;
 {
-    require IO::Socket::INET;
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
-    my $port = $s->sockport;
-    close $s;
-    my $sd = tmpdir();
-    my $pid = fork() // die;
-    if ($pid == 0) {
-        my %e = (san_env(), OPENSSL_CONF => '/dev/null',
-            KMSENV_DEBUG => "file:$sd/debug.log,level:2");
-        $ENV{$_} = $e{$_} for keys %e;
-        open(STDIN, '<', '/dev/null') or die;
-        open(STDOUT, '>', "$sd/out") or die;
-        open(STDERR, '>', "$sd/err") or die;
-        alarm($BOUND);
-        exec('openssl', 's_server', prov_args(), '-accept', "127.0.0.1:$port",
-            '-naccept', 1, '-cert', "$d/w.crt", '-key', "kmsenv:$d/w.pem", '-www')
-          or die;
-    }
-    for (1 .. 400) {
-        last if slurp("$sd/out") =~ /ACCEPT/ || waitpid($pid, 1) == $pid;
-        select(undef, undef, undef, 0.05);
-    }
+    my ($pid, $port, $sd) = start_s_server(order => [prov_args()],
+        cert => "$d/w.crt", key => "kmsenv:$d/w.pem", n => 1, bound => $BOUND,
+        env => { KMSENV_DEBUG => "file:$d/sdebug.log,level:2" });
     ($rc, $out, $err) = run({ env => { OPENSSL_CONF => '/dev/null' },
         stdin => "GET / HTTP/1.0\r\n\r\n" }, 'openssl', 's_client', '-connect',
         "127.0.0.1:$port", '-CAfile', "$d/w.crt", '-verify_return_error');
     waitpid($pid, 0);
     like($out, qr/Verify return code: 0 \(ok\)/, 's_server -key kmsenv:...: a verified handshake')
       or diag slurp("$sd/err"), $err;
-    my $u = () = slurp("$sd/debug.log") =~ /keyring call: /g;
+    my $u = () = slurp("$d/sdebug.log") =~ /keyring call: /g;
     is($u, 1, '... with one keyring call');
 }
 

@@ -10,6 +10,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use Kmsenv;
+use KmsenvTLS;
 use KmsEmu;
 
 my $d   = tmpdir();
@@ -40,25 +41,8 @@ like($out, qr/BEGIN PUBLIC KEY/, 'pkey -pubin');
 is(count('Decrypt'), 1, '  no KMS call for the public key');
 
 # s_server: one Decrypt at startup, none for 6 handshakes
-my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
-my $port = $s->sockport;
-close $s;
-my $sd = tmpdir();
-my $pid = fork() // die;
-if ($pid == 0) {
-    my %e = (san_env(), %env);
-    for (keys %e) { if (defined $e{$_}) { $ENV{$_} = $e{$_} } else { delete $ENV{$_} } }
-    open(STDIN, '<', '/dev/null') or die;
-    open(STDOUT, '>', "$sd/out") or die;
-    open(STDERR, '>', "$sd/err") or die;
-    alarm(90);
-    exec('openssl', 's_server', @DEF, '-accept', "127.0.0.1:$port", '-naccept', 6,
-        '-cert', "$d/w.crt", '-key', "$d/w.pem", '-www') or die;
-}
-for (1 .. 400) {
-    last if slurp("$sd/out") =~ /ACCEPT/ || waitpid($pid, 1) == $pid;
-    select(undef, undef, undef, 0.05);
-}
+my ($pid, $port, $sd) = start_s_server(order => \@DEF, cert => "$d/w.crt",
+    key => "$d/w.pem", n => 6, env => \%env);
 is(count('Decrypt'), 2, 's_server: one Decrypt at startup');
 my $good = 0;
 for my $i (1 .. 6) {
@@ -67,9 +51,9 @@ for my $i (1 .. 6) {
         '-verify_return_error', ($i % 2 ? '-tls1_2' : '-tls1_3'));
     $good++ if $crc == 0 && $o =~ /Verify return code: 0 \(ok\)/;
 }
-waitpid($pid, 0);
-is($good, 6, '6 handshakes over TLS 1.2 and 1.3') or diag(slurp("$sd/err"));
-is($? >> 8, 0, 's_server exits cleanly') or diag(slurp("$sd/err"));
+my ($src, $serr) = finish_s_server($pid, $sd);
+is($good, 6, '6 handshakes over TLS 1.2 and 1.3') or diag($serr);
+is($src, 0, 's_server exits cleanly') or diag($serr);
 is(count('Decrypt'), 2, 'no KMS call per handshake');
 
 # the KMS key disabled: the load fails and says why

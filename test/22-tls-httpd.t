@@ -17,6 +17,7 @@ use Test::More;
 use IO::Socket::INET;
 use POSIX ();
 use Kmsenv;
+use KmsenvTLS;
 use KmsEmu;
 
 my $httpd = (grep { -x $_ } '/usr/sbin/apache2', '/usr/sbin/httpd')[0];
@@ -53,14 +54,6 @@ my $provs = "openssl_conf = openssl_init\n[openssl_init]\nproviders = provider_s
 spurt("$d/kmsenv.cnf", sprintf($provs, "kmsenv = kmsenv_sect\n",
     "[kmsenv_sect]\nmodule = $B/kmsenv.so\nactivate = 1\n"));
 spurt("$d/nokmsenv.cnf", sprintf($provs, '', ''));
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-        LocalPort => 0, Proto => 'tcp') or die "socket: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
 
 sub wait_until {
     my ($secs, $cond) = @_;

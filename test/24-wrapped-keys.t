@@ -15,6 +15,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use IO::Socket::INET;
 use Kmsenv;
+use KmsenvTLS;
 
 my $d = tmpdir();
 my $B = build_dir();
@@ -274,45 +275,12 @@ for my $t (qw(rsa2048 rsapss p256 p521 ed25519)) {
 }
 
 # --- 8. TLS 1.2, RSA wrapped key, X25519, kmsenv first ---------------------
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-        LocalPort => 0, Proto => 'tcp') or die "socket: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
 sub start_server {
     my ($order, $cert, $key, $n, @extra) = @_;
-    my $t = tmpdir();
-    my $port = free_port();
-    my $pid = fork() // die "fork: $!";
-    if ($pid == 0) {
-        my %e = (san_env(), OPENSSL_CONF => '/dev/null');
-        $ENV{$_} = $e{$_} for keys %e;
-        open(STDIN, '<', '/dev/null') or die;
-        open(STDOUT, '>', "$t/out") or die;
-        open(STDERR, '>', "$t/err") or die;
-        alarm(90);
-        exec('openssl', 's_server', @$order, '-accept', "127.0.0.1:$port",
-            '-naccept', $n, '-cert', $cert, '-key', $key, '-www', @extra) or die;
-    }
-    for (1 .. 600) {
-        last if slurp("$t/out") =~ /ACCEPT/;
-        last if waitpid($pid, 1) == $pid;
-        select(undef, undef, undef, 0.05);
-    }
-    return ($pid, $port, $t);
+    return start_s_server(order => $order, cert => $cert, key => $key,
+        n => $n, extra => \@extra);
 }
-
-sub finish_server {
-    my ($pid, $t) = @_;
-    waitpid($pid, 0);
-    my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
-    my $e = slurp("$t/err");
-    $rc = 97 if $e =~ /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:)/;
-    return ($rc, $e);
-}
+sub finish_server { return finish_s_server(@_) }
 
 {
     my ($rc, $o, $e) = with(\@DEF, 'req', '-new', '-x509', '-key', "$d/rsa2048.pkcs8.pem.w.pem",
