@@ -278,6 +278,40 @@ is("@tmp", '', 'no temp files left');
     is("@t", '', 'no temp files left');
 }
 
+# --- the rewrap keygen (kmsenv-rewrap-key): the type is checked first --------
+{
+    # What kmsenv rewrap asks the provider; here with the wrong keymgmt.
+    sub keyring_calls {
+        my ($opt, @cmd) = @_;
+        unlink("$d/debug.log");
+        my @r = ossl({ env => { KMSENV_DEBUG => "file:$d/debug.log,level:2" } }, @cmd);
+        my $n = () = slurp("$d/debug.log") =~ /keyring call: /g;
+        return ($n, @r);
+    }
+    ($rc, $out, $err) = kmsenv_cli('wrap', '--generate', 'p-256', '--out',
+        "$d/kg.der", '--der', '--keyring', "file:$d/keks/A");
+    is($rc, 0, 'a DER P-256 key under A') or diag $err;
+    my $hex = unpack('H*', slurp("$d/kg.der"));
+    my @gen = ('-propquery', 'provider=kmsenv', '-pkeyopt', "keyring:file:$d/keks/B",
+        '-outform', 'DER', '-out', "$d/kg.out");
+    my ($n, $r, $o, $e) = keyring_calls({}, 'genpkey', '-algorithm', 'EC',
+        '-pkeyopt', "hexkmsenv-rewrap-key:$hex", @gen);
+    is($r, 0, 'rewrap keygen with the EC keymgmt') or diag $e;
+    is($n, 2, '... one unwrap and one wrap');
+    for my $alg ('ED25519', 'RSA') {
+        ($n, $r, $o, $e) = keyring_calls({}, 'genpkey', '-algorithm', $alg,
+            '-pkeyopt', "hexkmsenv-rewrap-key:$hex", @gen);
+        isnt($r, 0, "the $alg keymgmt refuses to rewrap an EC key");
+        like($e, qr/the key to rewrap is a EC key, not $alg/, '... saying why');
+        is($n, 0, '... without a keyring call');
+    }
+    ($n, $r, $o, $e) = keyring_calls({}, 'genpkey', '-algorithm', 'EC',
+        '-pkeyopt', 'hexkmsenv-rewrap-key:' . unpack('H*', "\x04\x05hello"), @gen);
+    isnt($r, 0, 'a rewrap key that is not a wrapped key is refused');
+    like($e, qr/the key to rewrap/, '... saying which');
+    is($n, 0, '... without a keyring call');
+}
+
 # --- the KEK policy ----------------------------------------------------------
 {
     my %pol = (KMSENV_ALLOWED_KEKS => "file:$d/keks/");
