@@ -3,7 +3,9 @@
  *
  * It loads a keyset (PEM or DER) through OpenSSL's decoders (the provider
  * unwraps it), changes it with EVP_PKEY_set_params, and writes it back in
- * the same form with the provider's encoders.
+ * the same form with the provider's encoders. In a PEM file only the
+ * kmsenv block is replaced: other blocks and text around it (a certificate
+ * in a combined file) stay byte for byte (tools/pemblock.h).
  *
  * Files: the keyset path is resolved (symlinks, however many, are followed:
  * the file applications read is the one rewritten, the links stay). It is
