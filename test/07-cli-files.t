@@ -251,6 +251,87 @@ subtest 'DER in, DER out; PEM in, PEM out' => sub {
     is(versions("$s/k.pem"), 2, '... rotated');
 };
 
+subtest 'other PEM blocks and text around the keyset stay byte for byte' => sub {
+    my $s = "$d/combined";
+    mkdir $s;
+    genkeyset("$s/k.pem");
+    ($rc, $out, $err) = run({ env => { OPENSSL_CONF => '/dev/null' } },
+        'openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+        'ec_paramgen_curve:P-256', '-nodes', '-keyout', "$s/c.key", '-subj',
+        '/CN=combined', '-days', '1', '-out', "$s/c.crt");
+    is($rc, 0, 'a certificate') or diag $err;
+    my $crt = slurp("$s/c.crt");
+    my $ks = slurp("$s/k.pem");
+    my $before = "# a comment\r\n\n" . $crt . "text between\n";
+    my $after = "\r\ntext after\n" . $crt . "\n  the end, no newline";
+    (my $block = $ks) =~ s/\n\z//;
+    spurt("$s/combo.pem", $before . $block . $after);
+    spurt("$s/pt", 'combined row');
+    ($rc, $out, $err) = ossl('pkeyutl', '-encrypt', '-inkey', "$s/combo.pem",
+        '-pkeyopt', 'context:t=1', '-in', "$s/pt", '-out', "$s/v1.bin");
+    is($rc, 0, 'openssl loads the keyset after a certificate') or diag $err;
+    my $v = 1;
+    for my $c (['rotate'], ['rotate'], ['disable', '--version', '1'],
+        ['enable', '--version', '1'], ['promote', '--version', '2'],
+        ['rewrap', '--keyring', "file:$d/kek2"])
+    {
+        ($rc, $out, $err) = kmsenv_cli($c->[0], "$s/combo.pem", @$c[1 .. $#$c]);
+        is($rc, 0, "$c->[0] the keyset in a combined file") or diag $err;
+        my $now = slurp("$s/combo.pem");
+        my $at = index($now, '-----BEGIN KMSENV KEYSET-----');
+        my $end = '-----END KMSENV KEYSET-----';
+        my $to = index($now, $end) + length($end);
+        is(substr($now, 0, $at), $before, '... every byte before it kept');
+        is(substr($now, $to), $after, '... every byte after it kept');
+        $v++ if $c->[0] eq 'rotate';
+        is(versions("$s/combo.pem"), $v, "... openssl reads it: $v versions");
+    }
+    ($rc, $out) = ossl('pkey', '-in', "$s/combo.pem", '-text', '-noout');
+    like($out, qr/version 2: primary/, 'promoted version 2');
+    like($out, qr/kek 1: file:\Q$d\E\/kek2,/, 'rewrapped to kek2');
+    ($rc, $out, $err) = ossl('pkeyutl', '-decrypt', '-inkey', "$s/combo.pem",
+        '-pkeyopt', 'context:t=1', '-in', "$s/v1.bin");
+    is($out, 'combined row', 'the old record decrypts') or diag $err;
+    ($rc, $out, $err) = kmsenv_cli('inspect', "$s/combo.pem");
+    like($out, qr/primary version: 2/, 'inspect reads the combined file')
+        or diag $err;
+
+    # The keyset first, a certificate after it (the decoder reads the
+    # first block only: this used to drop the certificate).
+    my $first = "  \n" . $ks . "\n" . $crt;
+    spurt("$s/first.pem", $first);
+    ($rc, $out, $err) = kmsenv_cli('rotate', "$s/first.pem");
+    is($rc, 0, 'rotate a keyset followed by a certificate') or diag $err;
+    my $now = slurp("$s/first.pem");
+    like($now, qr/\A  \n-----BEGIN KMSENV KEYSET-----\n/, '... the text before it kept');
+    is(substr($now, index($now, "-----END KMSENV KEYSET-----\n") + 28),
+        "\n" . $crt, '... the certificate after it kept');
+    is(versions("$s/first.pem"), 2, '... rotated');
+
+    # Two keysets in one file: applications load the first only; refused.
+    genkeyset("$s/k2.pem");
+    for my $two ($crt . $ks . slurp("$s/k2.pem"),
+        $ks . "text\n" . slurp("$s/k2.pem") . $crt)
+    {
+        spurt("$s/two.pem", $two);
+        for my $c (['rotate'], ['rewrap', '--keyring', "file:$d/kek2"]) {
+            ($rc, $out, $err) = kmsenv_cli($c->[0], "$s/two.pem", @$c[1 .. $#$c]);
+            isnt($rc, 0, "$c->[0] on a file with two keysets fails");
+            like($err, qr/two\.pem: holds more than one kmsenv key .*the file is unchanged/,
+                '... saying why');
+            is(slurp("$s/two.pem"), $two, '... the file unchanged');
+        }
+    }
+    # A BEGIN line without its END line.
+    (my $cut = $crt . $ks) =~ s/-----END KMSENV KEYSET-----\n//;
+    spurt("$s/cut.pem", $cut);
+    ($rc, $out, $err) = kmsenv_cli('rotate', "$s/cut.pem");
+    isnt($rc, 0, 'a keyset block without its END line is refused');
+    like($err, qr/has no END line/, '... saying why');
+    is(slurp("$s/cut.pem"), $cut, '... the file unchanged');
+    is_deeply([temps($s)], [], 'no temp files remain');
+};
+
 subtest 'FIFOs, devices, directories, oversized files' => sub {
     my $s = "$d/special";
     mkdir $s;

@@ -213,6 +213,105 @@ for my $gone ('A', 'C') {
 my @tmp = grep { /^\.kmsenv-/ } do { opendir(my $dh, $d) or die; readdir($dh) };
 is("@tmp", '', 'no temp files left');
 
+# --- a combined certificate + key file (nginx, HAProxy) ----------------------
+{
+    my $c = "$d/combined";
+    mkdir $c;
+    my $pem_end = '-----END KMSENV WRAPPED PRIVATE KEY-----';
+    for my $t (qw(p256 rsa ed25519)) {
+        my @gen = $t eq 'p256' ? ('p-256') : $t eq 'rsa' ? ('rsa', '--bits', '2048') : ('ed25519');
+        ($rc, $out, $err) = kmsenv_cli('wrap', '--generate', @gen, '--out',
+            "$c/$t.pem", '--keyring', "file:$d/keks/A");
+        is($rc, 0, "$t: a key under A for a combined file") or diag $err;
+        ($rc, $out, $err) = ossl('req', '-new', '-x509', '-key', "$c/$t.pem",
+            '-subj', "/CN=$t", '-days', '1', '-out', "$c/$t.crt");
+        is($rc, 0, '... its certificate') or diag $err;
+        my $crt = slurp("$c/$t.crt");
+        (my $key = slurp("$c/$t.pem")) =~ s/\n\z//;
+        my $before = "# server key and chain\r\n" . $crt . "\ntext between\n";
+        my $after = "\r\n" . $crt . "trailing text, no newline";
+        spurt("$c/$t.combo", $before . $key . $after);
+        my $pub = pubout("$c/$t.combo");
+        unlike($pub, qr/^load failed/, '... openssl loads the key from the combined file');
+        chmod(0640, "$c/$t.combo") or die;
+        my ($n, $r, $o, $e) = calls({ cli => 1 }, 'rewrap', "$c/$t.combo",
+            '--keyring', "file:$d/keks/B");
+        is($r, 0, "$t: rewrap the combined file A -> B") or diag $e;
+        is($n, 1, '... one unwrap');
+        my $now = slurp("$c/$t.combo");
+        my $at = index($now, '-----BEGIN KMSENV WRAPPED PRIVATE KEY-----');
+        my $to = index($now, $pem_end) + length($pem_end);
+        is(substr($now, 0, $at), $before, '... every byte before the key kept');
+        is(substr($now, $to), $after, '... every byte after the key kept');
+        isnt(substr($now, $at, $to - $at), $key, '... the key block rewritten');
+        is(sprintf('%04o', (stat("$c/$t.combo"))[2] & 07777), '0640', '... mode kept');
+        ($r, $o, $e) = kmsenv_cli('inspect', "$c/$t.combo");
+        like($o, qr/^key-encryption keys: 1\n  kek 1: file:\Q$d\E\/keks\/B,/m,
+            '... inspect: now under B') or diag $e;
+        rename("$d/keks/A", "$d/keks/A.away") or die;
+        is(pubout("$c/$t.combo"), $pub, '... loads with B alone, same public key');
+        ($r, $o, $e) = plain('x509', '-in', "$c/$t.combo", '-noout', '-subject');
+        like($o, qr/CN\s*=\s*$t/, '... the certificate still reads') or diag $e;
+        ($r, my $certpub) = plain('x509', '-in', "$c/$t.combo", '-noout', '-pubkey');
+        ($r, $o, $e) = ossl('pkey', '-in', "$c/$t.combo", '-pubout');
+        is($o, $certpub, '... the key matches the certificate') or diag $e;
+        rename("$d/keks/A.away", "$d/keks/A") or die;
+    }
+    # Two wrapped keys (or a keyset and a wrapped key) in one file: refused.
+    (my $one = slurp("$c/p256.pem")) =~ s/\n\z/\n/;
+    ($rc, $out, $err) = ossl('genpkey', '-algorithm', 'KMSENV-KEYSET',
+        '-pkeyopt', "keyring:file:$d/keks/A", '-out', "$c/ks.pem");
+    is($rc, 0, 'a keyset') or diag $err;
+    for my $two ([slurp("$c/p256.crt") . $one . slurp("$c/rsa.pem"), 'two wrapped keys'],
+        [$one . "text\n" . slurp("$c/ks.pem"), 'a wrapped key and a keyset'])
+    {
+        spurt("$c/two.pem", $two->[0]);
+        my ($n, $r, $o, $e) = calls({ cli => 1 }, 'rewrap', "$c/two.pem",
+            '--keyring', "file:$d/keks/B");
+        isnt($r, 0, "rewrap of a file with $two->[1] fails");
+        like($e, qr/two\.pem: holds more than one kmsenv key .*the file is unchanged/,
+            '... saying why');
+        is($n, 0, '... before any unwrap');
+        is(slurp("$c/two.pem"), $two->[0], '... the file unchanged');
+    }
+    my @t = grep { /^\.kmsenv-/ } do { opendir(my $dh, $c) or die; readdir($dh) };
+    is("@t", '', 'no temp files left');
+}
+
+# --- the rewrap keygen (kmsenv-rewrap-key): the type is checked first --------
+{
+    # What kmsenv rewrap asks the provider; here with the wrong keymgmt.
+    sub keyring_calls {
+        my ($opt, @cmd) = @_;
+        unlink("$d/debug.log");
+        my @r = ossl({ env => { KMSENV_DEBUG => "file:$d/debug.log,level:2" } }, @cmd);
+        my $n = () = slurp("$d/debug.log") =~ /keyring call: /g;
+        return ($n, @r);
+    }
+    ($rc, $out, $err) = kmsenv_cli('wrap', '--generate', 'p-256', '--out',
+        "$d/kg.der", '--der', '--keyring', "file:$d/keks/A");
+    is($rc, 0, 'a DER P-256 key under A') or diag $err;
+    my $hex = unpack('H*', slurp("$d/kg.der"));
+    my @gen = ('-propquery', 'provider=kmsenv', '-pkeyopt', "keyring:file:$d/keks/B",
+        '-outform', 'DER', '-out', "$d/kg.out");
+    my ($n, $r, $o, $e) = keyring_calls({}, 'genpkey', '-algorithm', 'EC',
+        '-pkeyopt', "hexkmsenv-rewrap-key:$hex", @gen);
+    is($r, 0, 'rewrap keygen with the EC keymgmt') or diag $e;
+    is($n, 2, '... one unwrap and one wrap');
+    for my $alg ('ED25519', 'RSA') {
+        ($n, $r, $o, $e) = keyring_calls({}, 'genpkey', '-algorithm', $alg,
+            '-pkeyopt', "hexkmsenv-rewrap-key:$hex", @gen);
+        isnt($r, 0, "the $alg keymgmt refuses to rewrap an EC key");
+        like($e, qr/the key to rewrap is a EC key, not $alg/, '... saying why');
+        is($n, 0, '... without a keyring call');
+    }
+    ($n, $r, $o, $e) = keyring_calls({}, 'genpkey', '-algorithm', 'EC',
+        '-pkeyopt', 'hexkmsenv-rewrap-key:' . unpack('H*', "\x04\x05hello"), @gen);
+    isnt($r, 0, 'a rewrap key that is not a wrapped key is refused');
+    like($e, qr/the key to rewrap/, '... saying which');
+    is($n, 0, '... without a keyring call');
+}
+
 # --- the KEK policy ----------------------------------------------------------
 {
     my %pol = (KMSENV_ALLOWED_KEKS => "file:$d/keks/");

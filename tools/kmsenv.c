@@ -3,7 +3,9 @@
  *
  * It loads a keyset (PEM or DER) through OpenSSL's decoders (the provider
  * unwraps it), changes it with EVP_PKEY_set_params, and writes it back in
- * the same form with the provider's encoders.
+ * the same form with the provider's encoders. In a PEM file only the
+ * kmsenv block is replaced: other blocks and text around it (a certificate
+ * in a combined file) stay byte for byte (tools/pemblock.h).
  *
  * Files: the keyset path is resolved (symlinks, however many, are followed:
  * the file applications read is the one rewritten, the links stay). It is
@@ -16,6 +18,7 @@
  * Temp files a killed run left behind are removed by the next run, under the
  * lock. */
 #define _GNU_SOURCE
+#include "tools/pemblock.h"
 #include "tools/wrap.h"
 #include "tools/wrapped.h"
 #include "util/file.h"
@@ -72,8 +75,9 @@ static void usage(FILE *f)
         "                                   keys are unchanged\n"
         "    [--allow-local-wrap]           if ReEncrypt fails, wrap\n"
         "                                   locally (else an error)\n"
-        "KEYSET is PEM or DER and is rewritten in the same form; a\n"
-        "wrapped private key (kmsenv wrap) takes inspect and rewrap.\n"
+        "KEYSET is PEM or DER and is rewritten in the same form; other\n"
+        "PEM blocks and text in the file stay as they are. A\n"
+        "wrapped private key (kmsenv wrap) takes inspect and rewrap. A\n"
         "symlink is followed and its target rewritten.\n"
         "The provider is found in --provider-path, OPENSSL_MODULES or\n"
         "OpenSSL's modules directory.\n",
@@ -86,13 +90,6 @@ static int fail(const char *what, const char *path)
             path ? path : "");
     ERR_print_errors_fp(stderr);
     return 1;
-}
-
-/* The documented DER container starts with an OCTET STRING tag; PEM is
- * text. */
-static const char *keyset_form(const unsigned char *buf, size_t len)
-{
-    return len > 0 && buf[0] == 0x04 ? "DER" : "PEM";
 }
 
 static EVP_PKEY *load_keyset(const unsigned char *buf, size_t len,
@@ -464,42 +461,51 @@ static int parse_version(const char *s, unsigned int *v)
 static int inspect(const char *path)
 {
     BIO *out = BIO_new_fp(stdout, BIO_NOCLOSE);
-    unsigned char *buf = NULL;
+    unsigned char *buf = NULL, *text = NULL;
+    size_t len = 0, textlen = 0;
     EVP_PKEY *pkey = NULL;
+    KMSENV_FILE_BLOCK blk;
     struct stat st;
-    size_t len = 0;
     char why[256];
     int fd, rc = 1;
 
     fd = kmsenv_open_regular(path, &st, why, sizeof(why));
     if (fd < 0)
         fprintf(stderr, "%s: %s: %s\n", prog, path, why);
-    else if (read_bounded(fd, path, &buf, &len) && kmsenv_wrapped_is(buf, len))
-        rc = kmsenv_wrapped_inspect(prog, path, buf, len, stdout);
-    else if (buf != NULL &&
-             (pkey = load_keyset(buf, len, keyset_form(buf, len))) == NULL)
+    else if (!read_bounded(fd, path, &buf, &len) ||
+             !kmsenv_block_find(prog, path, buf, len, &blk))
+        ;
+    else if (!kmsenv_block_text(&blk, buf, &text, &textlen))
+        fprintf(stderr, "%s: %s: out of memory\n", prog, path);
+    else if (kmsenv_block_is_wrapped(&blk))
+        rc = kmsenv_wrapped_inspect(prog, path, text, textlen, stdout);
+    else if ((pkey = load_keyset(text, textlen, blk.der ? "DER" : "PEM")) ==
+             NULL)
         fail("cannot load keyset", path);
-    else if (pkey != NULL && out != NULL)
+    else if (out != NULL)
         rc = EVP_PKEY_print_private(out, pkey, 0, NULL) > 0 ? 0 : 1;
     if (fd >= 0)
         close(fd);
     EVP_PKEY_free(pkey);
+    free(text);
     free(buf);
     BIO_free(out);
     return rc;
 }
 
-/* Lock, load, change, write back in the same form. */
+/* Lock, load the file's kmsenv block, change it, write it back in the same
+ * form in place: every byte around the block stays (pemblock.h). */
 static int modify(const char *path, const char *cmd, OSSL_PARAM *params,
                   const char *keyring, int allow_local)
 {
-    unsigned char *buf = NULL, *enc = NULL;
-    size_t len = 0, enclen = 0;
+    unsigned char *buf = NULL, *text = NULL, *enc = NULL, *nbuf = NULL;
+    size_t len = 0, textlen = 0, enclen = 0, nlen = 0, nkeks = 0;
     const char *form;
     EVP_PKEY *pkey = NULL;
+    KMSENV_FILE_BLOCK blk;
     struct stat st;
     char *real;
-    int fd = -1, rc = 1;
+    int fd = -1, rc = 1, wrapped;
 
     /* The file applications read: a symlink (chain) is not replaced. */
     if ((real = realpath(path, NULL)) == NULL) {
@@ -508,67 +514,72 @@ static int modify(const char *path, const char *cmd, OSSL_PARAM *params,
         return 1;
     }
     if ((fd = open_locked(real, &st)) < 0 ||
-        !read_bounded(fd, real, &buf, &len))
+        !read_bounded(fd, real, &buf, &len) ||
+        !kmsenv_block_find(prog, path, buf, len, &blk))
         goto end;
-    form = keyset_form(buf, len);
-    if (kmsenv_wrapped_is(buf, len)) {
-        size_t nkeks = 0;
-
-        if (strcmp(cmd, "rewrap") != 0) {
-            fprintf(stderr,
-                    "%s: %s: is a wrapped private key (KMSENV WRAPPED "
-                    "PRIVATE KEY), not a keyset: it has no versions to %s "
-                    "(kmsenv inspect and rewrap work on it)\n",
-                    prog, path, cmd);
+    if (!kmsenv_block_text(&blk, buf, &text, &textlen)) {
+        fprintf(stderr, "%s: %s: out of memory\n", prog, path);
+        goto end;
+    }
+    form = blk.der ? "DER" : "PEM";
+    wrapped = kmsenv_block_is_wrapped(&blk);
+    if (wrapped && strcmp(cmd, "rewrap") != 0) {
+        fprintf(stderr,
+                "%s: %s: is a wrapped private key (KMSENV WRAPPED "
+                "PRIVATE KEY), not a keyset: it has no versions to %s "
+                "(kmsenv inspect and rewrap work on it)\n",
+                prog, path, cmd);
+        goto end;
+    }
+    ERR_clear_error(); /* what is left after the change is about it */
+    if (wrapped) {
+        if (!kmsenv_wrapped_rewrap(prog, path, text, textlen, form, keyring,
+                                   allow_local, &enc, &enclen, &nkeks))
+            goto end;
+    } else {
+        if ((pkey = load_keyset(text, textlen, form)) == NULL) {
+            rc = fail("cannot load keyset", path);
             goto end;
         }
         ERR_clear_error();
-        if (!kmsenv_wrapped_rewrap(prog, path, buf, len, form, keyring,
-                                   allow_local, &enc, &enclen, &nkeks))
-            goto end;
-        if (ERR_peek_error() != 0) { /* e.g. a rewrap that fell back */
-            fprintf(stderr, "%s: %s %s: warning:\n", prog, cmd, path);
-            ERR_print_errors_fp(stderr);
-        }
-        if (!write_atomic(real, enc, enclen, &st)) {
-            rc = fail("cannot write wrapped private key", path);
+        if (!EVP_PKEY_set_params(pkey, params)) {
+            rc = fail(cmd, "failed");
             goto end;
         }
-        printf("%s: rewrap done; wrapped private key under %zu KEK%s\n", path,
-               nkeks, nkeks == 1 ? "" : "s");
-        rc = 0;
-        goto end;
-    }
-    if ((pkey = load_keyset(buf, len, form)) == NULL) {
-        rc = fail("cannot load keyset", path);
-        goto end;
-    }
-    ERR_clear_error(); /* what is left after set_params is about it */
-    if (!EVP_PKEY_set_params(pkey, params)) {
-        rc = fail(cmd, "failed");
-        goto end;
     }
     if (ERR_peek_error() != 0) { /* e.g. a rewrap that fell back */
         fprintf(stderr, "%s: %s %s: warning:\n", prog, cmd, path);
         ERR_print_errors_fp(stderr);
     }
-    if (!encode_keyset(pkey, form, &enc, &enclen)) {
+    if (!wrapped && !encode_keyset(pkey, form, &enc, &enclen)) {
         rc = fail("cannot encode keyset", path);
         goto end;
     }
-    if (!write_atomic(real, enc, enclen, &st)) {
-        rc = fail("cannot write keyset", path);
+    if (!kmsenv_block_splice(&blk, buf, len, enc, enclen, &nbuf, &nlen)) {
+        fprintf(stderr, "%s: %s: out of memory\n", prog, path);
         goto end;
     }
-    printf("%s: %s done; primary version %u of %u\n", path, cmd,
-           get_uint(pkey, "kmsenv-primary-version"),
-           get_uint(pkey, "kmsenv-versions"));
+    if (!write_atomic(real, nbuf, nlen, &st)) {
+        rc = fail(wrapped ? "cannot write wrapped private key"
+                          : "cannot write keyset",
+                  path);
+        goto end;
+    }
+    if (wrapped)
+        printf("%s: rewrap done; wrapped private key under %zu KEK%s\n", path,
+               nkeks, nkeks == 1 ? "" : "s");
+    else
+        printf("%s: %s done; primary version %u of %u\n", path, cmd,
+               get_uint(pkey, "kmsenv-primary-version"),
+               get_uint(pkey, "kmsenv-versions"));
     rc = 0;
 end:
     if (fd >= 0)
         close(fd); /* releases the lock */
     EVP_PKEY_free(pkey);
     OPENSSL_free(enc);
+    free(nbuf);
+    free(text);
     free(buf);
     free(real);
     return rc;

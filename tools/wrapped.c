@@ -29,7 +29,8 @@
 #define LABEL "KMSENV WRAPPED PRIVATE KEY"
 
 /* The DER of the wrapped key in buf (DER as is, or the first PEM block
- * with our label), in OPENSSL_malloc'd memory. */
+ * with our label: kmsenv.c passes the file's one block, pemblock.h), in
+ * OPENSSL_malloc'd memory. */
 static int to_der(const unsigned char *buf, size_t len, unsigned char **der,
                   size_t *derlen)
 {
@@ -70,20 +71,6 @@ static int to_der(const unsigned char *buf, size_t len, unsigned char **der,
     else
         ERR_clear_last_mark();
     return found;
-}
-
-int kmsenv_wrapped_is(const unsigned char *buf, size_t len)
-{
-    static const char begin[] = "-----BEGIN " LABEL "-----";
-    size_t i, bl = sizeof(begin) - 1;
-
-    if (len > 0 && buf[0] == 0x04)
-        return kmsenv_wrapkey_sniff(buf, len);
-    for (i = 0; i + bl <= len; i++)
-        if (buf[i] == '-' && memcmp(buf + i, begin, bl) == 0 &&
-            (i == 0 || buf[i - 1] == '\n'))
-            return 1;
-    return 0;
 }
 
 /* A KEK fingerprint as kmsenv prints it elsewhere: as text when printable

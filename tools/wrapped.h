@@ -6,10 +6,6 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Whether the file content buf is a wrapped private key: the DER container
- * with the "KMSENVPK" magic, or a "KMSENV WRAPPED PRIVATE KEY" PEM block. */
-int kmsenv_wrapped_is(const unsigned char *buf, size_t len);
-
 /* Prints what the public header of the wrapped key in buf says (type,
  * purpose, created, SHA-256 of the public key, the KEKs), never a secret;
  * no keyring call. 0 on success, 1 with the error printed. */

@@ -337,6 +337,31 @@ static int generate_inner(GEN_CTX *g, KMSENV_SECRET *der)
     return ok;
 }
 
+/* Whether the key to rewrap is a wrapped key of g's type, from its header
+ * alone (no keyring call); raises why not. */
+static int rewrap_type_ok(const GEN_CTX *g)
+{
+    int wt = kmsenv_wrapkey_peek_type(g->rewrap, g->rewraplen);
+    KMSENV_WRAPKEY wk;
+
+    if (wt == g->type)
+        return 1;
+    if (wt != 0) {
+        KMSENV_RAISE(KMSENV_R_BAD_PARAMETER,
+                     "the key to rewrap is a %s key, not %s",
+                     kmsenv_wk_type_name(wt), kmsenv_wk_type_name(g->type));
+        return 0;
+    }
+    /* Not one we can peek at: the decoder says what is wrong with it. */
+    kmsenv_wrapkey_init(&wk);
+    if (kmsenv_wrapkey_decode(&wk, g->rewrap, g->rewraplen,
+                              "the key to rewrap"))
+        KMSENV_RAISE(KMSENV_R_BAD_KEYSET,
+                     "the key to rewrap is not a wrapped private key");
+    kmsenv_wrapkey_free(&wk);
+    return 0;
+}
+
 static void *pk_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
 {
     GEN_CTX *g = genctx;
@@ -352,6 +377,9 @@ static void *pk_gen(void *genctx, OSSL_CALLBACK *cb, void *cbarg)
         return NULL;
     }
     if (g->rewrap != NULL) {
+        /* The type first: a key of another type costs no keyring call. */
+        if (!rewrap_type_ok(g))
+            return NULL;
         k = kmsenv_privkey_rewrap(
             &g->prov->keys, g->rewrap, g->rewraplen, NULL, spec,
             g->allow_local ? KMSENV_REWRAP_ALLOW_LOCAL : 0);
