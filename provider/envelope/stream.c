@@ -86,6 +86,8 @@ int kmsenv_stream_gcm_direct(const KMSENV_STREAM *s)
 
 static int fail(KMSENV_STREAM *s)
 {
+    OPENSSL_cleanse(s->hold, sizeof(s->hold));
+    s->holdlen = 0;
     s->state = S_ERR;
     return 0;
 }
@@ -332,9 +334,9 @@ static int enc_final(KMSENV_STREAM *s, unsigned char *out, size_t outsize,
     return 1;
 }
 
-/* A frame ends: its held ciphertext, then rest bytes of p, are decrypted
- * straight into out and the tag is checked before the call returns; on
- * failure everything this call wrote of the frame is wiped. */
+/* A frame ends: its held plaintext goes to out, the rest bytes of p are
+ * decrypted straight after it, and the tag is checked before the call
+ * returns; on failure everything this call wrote of the frame is wiped. */
 static int end_frame(KMSENV_STREAM *s, const unsigned char *p, size_t rest,
                      const unsigned char *tag, unsigned char *out,
                      size_t outsize, size_t *w, size_t frame_w)
@@ -343,10 +345,13 @@ static int end_frame(KMSENV_STREAM *s, const unsigned char *p, size_t rest,
 
     if (!room(*w, need, outsize))
         return 0;
-    if (!gcm(s, out + *w, s->hold, s->holdlen) ||
-        !gcm(s, out + *w + s->holdlen, p, rest) || !open_end(s, tag, 0)) {
+    if (s->holdlen > 0)
+        memcpy(out + *w, s->hold, s->holdlen);
+    OPENSSL_cleanse(s->hold, s->holdlen);
+    if (!gcm(s, out + *w + s->holdlen, p, rest) || !open_end(s, tag, 0)) {
         OPENSSL_cleanse(out + frame_w, *w + need - frame_w);
         *w = frame_w;
+        s->holdlen = 0;
         return 0;
     }
     *w += need;
@@ -361,8 +366,9 @@ static int end_frame(KMSENV_STREAM *s, const unsigned char *p, size_t rest,
 /* Decryption: feeds frame bytes (state S_DATA or S_TAG); returns how many
  * of len it consumed (stops at the frame's end), or -1. When the rest of
  * the frame and its tag are all in p, one GCM update decrypts it into out
- * (end_frame); otherwise the bytes before the frame's last
- * KMSENV_STREAM_HOLD are released and the rest is kept as ciphertext. */
+ * (end_frame); otherwise one GCM update decrypts what p holds of the frame
+ * into out, the bytes before the frame's last KMSENV_STREAM_HOLD are
+ * released, and the others are moved to s->hold (and wiped from out). */
 static long long feed_frame(KMSENV_STREAM *s, const unsigned char *p,
                             size_t len, unsigned char *out, size_t outsize,
                             size_t *w, size_t *frame_w)
@@ -386,13 +392,20 @@ static long long feed_frame(KMSENV_STREAM *s, const unsigned char *p,
             direct = holdfrom - s->pos;
             if (direct > take)
                 direct = take;
-            if (!room(*w, direct, outsize) || !gcm(s, out + *w, p, direct))
-                return -1;
-            *w += direct;
-            s->released_unverified += direct;
-            s->frame_unverified += direct;
         }
-        memcpy(s->hold + s->holdlen, p + direct, take - direct);
+        /* out has room for take: a call writes at most what it consumed
+         * plus one earlier frame's hold, and EVP gives inl + 32. */
+        if (!room(*w, take, outsize) || !gcm(s, out + *w, p, take)) {
+            OPENSSL_cleanse(out + *w, take <= outsize - *w ? take : 0);
+            return -1;
+        }
+        if (take > direct) {
+            memcpy(s->hold + s->holdlen, out + *w + direct, take - direct);
+            OPENSSL_cleanse(out + *w + direct, take - direct);
+        }
+        *w += direct;
+        s->released_unverified += direct;
+        s->frame_unverified += direct;
         s->holdlen += take - direct;
         s->pos += (uint32_t)take;
         used = take;

@@ -71,7 +71,9 @@ typedef struct {
     size_t laglen;
     unsigned char bnd[KMSENV_STREAM_BLOCK + 1]; /* at a frame boundary */
     size_t bndlen;
-    unsigned char hold[KMSENV_STREAM_HOLD]; /* a frame's last bytes */
+    /* decrypt: a frame's last bytes, decrypted but not yet released (its
+     * tag is not checked yet); wiped on failure and cleanup */
+    unsigned char hold[KMSENV_STREAM_HOLD];
     size_t holdlen;
     unsigned char tag[KMSENV_STREAM_TAG_LEN];
     size_t taglen;
