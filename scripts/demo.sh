@@ -44,4 +44,24 @@ step "kmsenv inspect app.keyset"
 "$B/kmsenv" --provider-path "$B" inspect app.keyset
 step "openssl pkeyutl -decrypt ... -in pan.bin    # the version-1 record still decrypts"
 openssl pkeyutl "${P[@]}" -decrypt -inkey app.keyset -pkeyopt context:table=cards,row=42 -in pan.bin; echo
+step "tar c . | openssl enc -kmsenv-aes-256-gcm -K '' > dir.tar.kenc    # a stream under the keyset"
+export KMSENV_KEYSET="$d/app.keyset" KMSENV_CONTEXT=backup=demo
+tar c --exclude='*.kenc' --exclude=kek . | openssl enc "${P[@]}" -kmsenv-aes-256-gcm -K '' > dir.tar.kenc
+echo "dir.tar.kenc: $(stat -c %s dir.tar.kenc) bytes"
+step "openssl enc -d -kmsenv-aes-256-gcm -K '' < dir.tar.kenc | tar t"
+openssl enc "${P[@]}" -d -kmsenv-aes-256-gcm -K '' < dir.tar.kenc | tar t
+step "... with another context: must fail"
+if KMSENV_CONTEXT=backup=other openssl enc "${P[@]}" -d -kmsenv-aes-256-gcm -K '' \
+    < dir.tar.kenc > /dev/null; then
+    echo "UNEXPECTED: decrypted under the wrong context"; exit 1
+fi
+echo "(refused, as it must be)"
+unset KMSENV_KEYSET KMSENV_CONTEXT
+step "kmsenv wrap --generate p-256 --keyring file:$d/kek --out server.kmsenv.pem    # a TLS key, never in plaintext on disk"
+"$B/kmsenv" --provider-path "$B" wrap --generate p-256 --keyring "file:$d/kek" --out server.kmsenv.pem
+step "openssl req -new -x509 -key server.kmsenv.pem -subj /CN=localhost -out server.crt"
+openssl req "${P[@]}" -new -x509 -key server.kmsenv.pem -subj /CN=localhost -days 1 -out server.crt
+openssl x509 -in server.crt -noout -subject
+step "openssl pkey -in server.kmsenv.pem -pubout    # the public part; the private key never leaves the provider"
+openssl pkey "${P[@]}" -in server.kmsenv.pem -pubout
 printf '\ndemo OK\n'
