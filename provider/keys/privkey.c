@@ -7,7 +7,6 @@
 #include "util/text.h"
 
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>

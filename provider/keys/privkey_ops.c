@@ -8,6 +8,7 @@
 #include "util/log.h"
 
 #include <string.h>
+#include <strings.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
